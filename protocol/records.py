@@ -1,0 +1,89 @@
+"""Canonical person records as an agency node reads them, and their normalized form."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+IDENTIFIER_FIELDS = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "dob",
+    "sex",
+    "ssn",
+    "zip",
+    "town",
+    "address",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """One row of an agency extract after column mapping; values are raw strings."""
+
+    record_id: str
+    person_id: str | None = None
+    first_name: str | None = None
+    middle_name: str | None = None
+    last_name: str | None = None
+    suffix: str | None = None
+    dob: str | None = None
+    sex: str | None = None
+    ssn: str | None = None
+    zip: str | None = None
+    town: str | None = None
+    address: str | None = None
+    race: str | None = None
+    ethnicity: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> str | None:
+        """A canonical field or an extra attribute by name (None when absent or blank)."""
+        if name in _CANONICAL:
+            raw = getattr(self, name)
+        else:
+            raw = self.attributes.get(name)
+        if raw is None:
+            return None
+        text = str(raw).strip()
+        return text or None
+
+
+_CANONICAL = frozenset(
+    {
+        "record_id",
+        "person_id",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "suffix",
+        "dob",
+        "sex",
+        "ssn",
+        "zip",
+        "town",
+        "address",
+        "race",
+        "ethnicity",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedPerson:
+    """Identifiers cleaned for linkage. None means missing or invalid; `issues` says which."""
+
+    first: str | None
+    middle: str | None
+    last: str | None
+    last_parts: tuple[str, ...]
+    first_forms: tuple[str, ...]
+    dob: dt.date | None
+    sex: str | None
+    ssn: str | None
+    zip: str | None
+    town: str | None
+    street: str | None
+    issues: tuple[str, ...] = ()
