@@ -1,0 +1,202 @@
+"""Linking rows of several cohorts into entities: candidates, EM scoring, one-to-one clusters.
+
+The same function runs at the joiner on blinded token ids and in the cleartext
+reference on plain token ids; it depends only on which tokens are equal, never on row
+order, so both give the same entities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocol.linkage.candidates import (
+    MAX_PAIRS_PER_TOKEN,
+    IdArray,
+    agreement_patterns,
+    candidate_pairs,
+)
+from protocol.linkage.fellegi_sunter import FSModel, fit_em
+
+Node = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Acceptance threshold as a posterior match probability, and the blocking cap."""
+
+    threshold: float = 0.5
+    max_pairs_per_token: int = MAX_PAIRS_PER_TOKEN
+
+    @property
+    def log_odds(self) -> float:
+        return math.log(self.threshold) - math.log1p(-self.threshold)
+
+
+@dataclass
+class PairLinks:
+    """Scored candidate pairs between two cohorts."""
+
+    left: str
+    right: str
+    model: FSModel
+    candidates: int
+    ia: IdArray
+    ib: IdArray
+    score: np.ndarray
+
+    def accepted(self, settings: LinkSettings) -> np.ndarray:
+        return np.flatnonzero(self.score >= settings.log_odds)
+
+
+@dataclass
+class LinkResult:
+    """Entities (cohort -> row) covering every row of every cohort, and per-pair models."""
+
+    entities: list[dict[str, int]]
+    pairs: list[PairLinks] = field(default_factory=list)
+    ambiguous_rows: int = 0
+
+    def links(self, left: str, right: str) -> list[tuple[int, int]]:
+        """Row pairs (left row, right row) that ended in one entity."""
+        return sorted(
+            (e[left], e[right]) for e in self.entities if left in e and right in e
+        )
+
+
+def score_pair(
+    left: IdArray,
+    right: IdArray,
+    group_slices: Sequence[tuple[int, int]],
+    *,
+    names: tuple[str, str] = ("left", "right"),
+    settings: LinkSettings | None = None,
+) -> PairLinks:
+    """Candidates between two cohorts, EM on their patterns, and each candidate's log-odds."""
+    settings = settings or LinkSettings()
+    ia, ib = candidate_pairs(left, right, max_pairs_per_token=settings.max_pairs_per_token)
+    patterns = agreement_patterns(left, right, ia, ib, group_slices)
+    uniq, counts = np.unique(patterns, return_counts=True)
+    non_candidates = len(left) * len(right) - len(ia)
+    if non_candidates > 0:
+        uniq = np.concatenate(([0], uniq))
+        counts = np.concatenate(([non_candidates], counts))
+        uniq, inverse = np.unique(uniq, return_inverse=True)
+        counts = np.bincount(inverse, weights=counts).astype(np.int64)
+    if len(uniq) == 0:
+        uniq, counts = np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64)
+    model = fit_em(uniq, counts, groups=len(group_slices))
+    pattern_score = dict(zip(uniq.tolist(), model.log_odds(uniq).tolist(), strict=True))
+    score = np.array([pattern_score[p] for p in patterns.tolist()], dtype=np.float64)
+    return PairLinks(names[0], names[1], model, len(ia), ia, ib, score)
+
+
+def link_cohorts(
+    cohorts: Mapping[str, IdArray],
+    group_slices: Sequence[tuple[int, int]],
+    *,
+    settings: LinkSettings | None = None,
+) -> LinkResult:
+    """Link every pair of cohorts, then merge accepted links into entities.
+
+    Links are taken best score first, one score level at a time. A link is skipped if
+    its two clusters already hold rows of a common cohort (one row per cohort per
+    entity, so chains cannot join unrelated records). Links of one level that would
+    conflict with each other are ties nobody can break without looking at row order:
+    their clusters are frozen instead of guessing.
+    """
+    settings = settings or LinkSettings()
+    names = sorted(cohorts)
+    pairs: list[PairLinks] = []
+    edges: list[tuple[float, Node, Node]] = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            scored = score_pair(cohorts[a], cohorts[b], group_slices, names=(a, b), settings=settings)
+            pairs.append(scored)
+            for k in scored.accepted(settings).tolist():
+                edges.append((float(scored.score[k]), (a, int(scored.ia[k])), (b, int(scored.ib[k]))))
+    clusters = _Clusters(names, cohorts)
+    ambiguous = clusters.merge_by_level(edges)
+    return LinkResult(entities=clusters.entities(), pairs=pairs, ambiguous_rows=ambiguous)
+
+
+class _Clusters:
+    def __init__(self, names: Sequence[str], cohorts: Mapping[str, IdArray]) -> None:
+        self.parent: dict[Node, Node] = {}
+        self.members: dict[Node, dict[str, int]] = {}
+        self.frozen: set[Node] = set()
+        self.nodes = [(c, r) for c in names for r in range(len(cohorts[c]))]
+
+    def find(self, node: Node) -> Node:
+        root = node
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while node != root:
+            node, self.parent[node] = self.parent.get(node, node), root
+        return root
+
+    def cohorts_of(self, root: Node) -> dict[str, int]:
+        return self.members.get(root, {root[0]: root[1]})
+
+    def merge_by_level(self, edges: list[tuple[float, Node, Node]]) -> int:
+        edges.sort(key=lambda e: -e[0])
+        ambiguous = 0
+        start = 0
+        while start < len(edges):
+            end = start
+            while end < len(edges) and edges[end][0] == edges[start][0]:
+                end += 1
+            ambiguous += self._merge_level(edges[start:end])
+            start = end
+        return ambiguous
+
+    def _merge_level(self, level: Sequence[tuple[float, Node, Node]]) -> int:
+        # Decide against the state before this level so the outcome ignores edge order.
+        graph: dict[Node, set[Node]] = {}
+        for _, a, b in level:
+            ra, rb = self.find(a), self.find(b)
+            if ra == rb or ra in self.frozen or rb in self.frozen:
+                continue
+            if set(self.cohorts_of(ra)) & set(self.cohorts_of(rb)):
+                continue
+            graph.setdefault(ra, set()).add(rb)
+            graph.setdefault(rb, set()).add(ra)
+        ambiguous = 0
+        seen: set[Node] = set()
+        for start in sorted(graph):
+            if start in seen:
+                continue
+            component, stack = [], [start]
+            seen.add(start)
+            while stack:
+                node = stack.pop()
+                component.append(node)
+                for nxt in graph[node]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+            merged: dict[str, int] = {}
+            clash = False
+            for root in component:
+                for cohort, row in self.cohorts_of(root).items():
+                    clash |= cohort in merged
+                    merged[cohort] = row
+            if clash:
+                self.frozen.update(component)
+                ambiguous += sum(len(self.cohorts_of(r)) for r in component)
+                continue
+            head = min(component)
+            for root in component:
+                self.parent[root] = head
+            self.members[head] = merged
+        return ambiguous
+
+    def entities(self) -> list[dict[str, int]]:
+        groups: dict[Node, dict[str, int]] = {}
+        for node in self.nodes:
+            root = self.find(node)
+            groups.setdefault(root, {})[node[0]] = node[1]
+        return list(groups.values())
