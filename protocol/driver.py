@@ -167,3 +167,34 @@ def reference_tally(spec: QuerySpec, data: Mapping[str, NodeData]) -> ReferenceR
         key = reference_labels(layout, members, spec)
         histogram[key] = histogram.get(key, 0) + 1
     return ReferenceRun(histogram, prepared, links, chosen)
+
+
+@dataclass
+class ExactCountRun:
+    """An exact-key PSI cardinality run."""
+
+    count: int
+    bytes_exchanged: int
+
+
+def run_exact_count(spec: QuerySpec, data: Mapping[str, NodeData], *, structure: str = "gcs") -> ExactCountRun:
+    """openmined-psi cardinality on the spec's exact key: first cohort is the client."""
+    from protocol.psi import CountClient, answer_count, exact_keys
+
+    prepared = prepare_all(spec, data)
+    first, second = list(spec.cohorts)
+    profile, group = spec.linkage.keys, spec.linkage.exact_key
+    client = CountClient("exact-count")
+    request = client.request(exact_keys(prepared[first], profile, group))
+    reply = answer_count(request, exact_keys(prepared[second], profile, group), structure=structure)
+    sent = len(request.request) + len(reply.setup) + len(reply.response)
+    return ExactCountRun(client.count(reply), sent)
+
+
+def match_members(run: TallyRun) -> list[str]:
+    """At the requester's node: record ids of its cohort's persons found in the other cohort."""
+    spec = run.joiner.task.spec
+    requester = spec.requester or ""
+    node = run.nodes[spec.cohorts[requester].node]
+    persons = node.prepared[requester].persons
+    return sorted(r.record_id for row in run.joiner.members(requester) for r in persons[row])

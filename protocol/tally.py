@@ -78,6 +78,10 @@ class TallyTask:
     def layout(self) -> GroupLayout:
         return build_layout(self.spec, self.population, n_bits=self.public_key.n_bits, max_count=MAX_COUNT)
 
+    def keeps_order(self, cohort: str) -> bool:
+        """Only a match keeps the requester's rows in order, so the requester can read them."""
+        return self.spec.kind == "match" and cohort == self.spec.requester
+
     def next_hop(self, rows: RowSet) -> str:
         """Where a row set goes next: the next party still to apply its secret, else the joiner."""
         origin = rows.applied[0]
@@ -178,6 +182,8 @@ class TallyNode:
         return Outgoing(task.next_hop(moved), moved)
 
     def _shuffled(self, rows: RowSet, task: TallyTask) -> RowSet:
+        if task.keeps_order(rows.cohort):
+            return rows
         order = self.shuffle(f"{self.name}:{rows.cohort}", rows.rows)
         return _permute(rows, order)
 
@@ -248,6 +254,13 @@ class Joiner:
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
         self.link_result = link_cohorts(ids, self.task.spec.linkage.keys.group_slices, settings=settings)
         return self.link_result
+
+    def members(self, cohort: str) -> list[int]:
+        """Rows of `cohort` linked to some row of another cohort (match: requester only)."""
+        if self.task.spec.kind != "match" or cohort != self.task.spec.requester:
+            raise ProtocolStateError("membership is only revealed to the requester of a match query")
+        result = self.link_result or self.link()
+        return sorted(e[cohort] for e in result.entities if cohort in e and len(e) > 1)
 
     def finish(self) -> EncryptedTally:
         if not self.ready:
@@ -340,6 +353,11 @@ class HubTally:
         self.query_id = query_id or uuid.uuid4().hex
         self.public_key, self._private_key = keypair or generate_keypair()
         ring = tuple(spec.nodes())
+        if spec.kind == "match":
+            requester = spec.cohorts[spec.requester or ""].node
+            if joiner not in (None, requester):
+                raise ProtocolStateError("in a match query the requester's node is the joiner")
+            joiner = requester
         self.task = TallyTask(self.query_id, spec, self.public_key, ring, joiner or ring[-1])
         self.layout = self.task.layout()
 

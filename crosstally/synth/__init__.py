@@ -1,0 +1,1 @@
+"""Synthetic Connecticut youth population and agency extracts with ground truth."""

@@ -1,0 +1,133 @@
+"""Match keys: the standard profile's budget, error tolerance, and profile validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import pairwise
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.errors import InvalidSpec
+from protocol.linkage.keys import STANDARD, KeyProfile, deletion_variants, fill_slots, load_profile
+from protocol.linkage.normalize import normalize_person
+from protocol.records import PersonRecord
+
+# Single letters are initials, not names with a typo.
+NAMES = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=14)
+
+
+def one_edit(name: str, draw_pos: int, letter: str, kind: int) -> str:
+    pos = draw_pos % len(name)
+    if kind == 0:
+        return name[:pos] + letter + name[pos + 1 :]
+    if kind == 1:
+        return name[:pos] + letter + name[pos:]
+    if kind == 2 and len(name) > 1:
+        return name[:pos] + name[pos + 1 :]
+    if len(name) > 1 and pos < len(name) - 1:
+        return name[:pos] + name[pos + 1] + name[pos] + name[pos + 2 :]
+    return name
+
+
+@given(NAMES, st.integers(0, 20), st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), st.integers(0, 3))
+def test_names_one_edit_apart_share_a_deletion_variant(name: str, pos: int, letter: str, kind: int) -> None:
+    other = one_edit(name, pos, letter, kind)
+    for prefix in (7, 8):
+        assert set(deletion_variants(name, prefix)) & set(deletion_variants(other, prefix))
+
+
+@given(NAMES)
+def test_deletion_variants_are_bounded(name: str) -> None:
+    assert len(deletion_variants(name, 8)) <= 9
+
+
+def person(**kw: str) -> PersonRecord:
+    base = {"record_id": "r1", "first_name": "Jonathan", "last_name": "Smith-Garcia",
+            "dob": "2004-03-07", "ssn": "123-45-6780", "zip": "06106", "sex": "M"}  # fmt: skip
+    base.update(kw)
+    return PersonRecord(**base)
+
+
+def tokens(p: PersonRecord) -> dict[str, set[str]]:
+    profile = load_profile("standard")
+    row = profile.row_tokens([normalize_person(p, today=dt.date(2026, 6, 30))])
+    out: dict[str, set[str]] = {}
+    for group, (s, e) in zip(profile.groups, profile.group_slices, strict=True):
+        out[group.name] = {t for t in row[s:e] if t is not None}
+    return out
+
+
+def agreeing(a: PersonRecord, b: PersonRecord) -> set[str]:
+    ta, tb = tokens(a), tokens(b)
+    return {g for g in ta if ta[g] & tb[g]}
+
+
+def test_standard_profile_budget_is_about_forty_tokens() -> None:
+    profile = load_profile("standard")
+    assert profile.slots <= 40
+    assert len(tokens(person())) == len(profile.groups)
+
+
+@pytest.mark.parametrize(
+    ("change", "must_agree"),
+    [
+        ({"first_name": "Jonathon"}, {"first_typo_dob", "phonetic_year"}),
+        ({"last_name": "Smiht-Garcia"}, {"last_typo_dob", "first_dob"}),
+        ({"first_name": "Smith-Garcia", "last_name": "Jonathan"}, {"name_pair_dob"}),
+        ({"dob": "2004-07-03"}, {"name_dob_swap", "first_dob"} - {"first_dob"}),
+        ({"dob": "2004-03-17"}, {"name_dob_partial", "phonetic_year"}),
+        ({"last_name": "Garcia"}, {"surname_part_dob", "first_dob"}),
+        ({"ssn": ""}, {"name_dob", "first_typo_dob", "last_typo_dob"}),
+        ({"ssn": "123-45-6870", "last_name": "Jones"}, {"ssn_part_dob", "first_dob"}),
+    ],
+)
+def test_each_error_kind_keeps_some_group_in_agreement(change: dict[str, str], must_agree: set[str]) -> None:
+    assert must_agree <= agreeing(person(), person(**change))
+
+
+def test_nickname_group_links_bill_and_william() -> None:
+    assert "nickname_dob" in agreeing(person(first_name="Bill"), person(first_name="William"))
+
+
+def test_unrelated_people_share_no_group() -> None:
+    other = person(first_name="Maria", last_name="Lopez", dob="1999-11-23", ssn="234-56-7891", zip="06511")
+    assert agreeing(person(), other) == set()
+
+
+def test_missing_keys_become_distinct_random_items() -> None:
+    row = load_profile("standard").row_tokens([normalize_person(PersonRecord(record_id="x"))])
+    assert all(t is None for t in row)
+    items = fill_slots(row)
+    assert len(set(items)) == len(items)
+    assert all(i.startswith(b"\x00") for i in items)
+
+
+def test_profile_is_data_and_round_trips() -> None:
+    profile = load_profile(STANDARD)
+    assert KeyProfile.from_dict(profile.to_dict()) == profile
+    custom = load_profile({"name": "tiny", "groups": [{"name": "ssn", "slots": 1, "templates": [["ssn"]]}]})
+    assert custom.slots == 1
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ("nope", "unknown key profile 'nope'"),
+        ({"name": "x", "groups": []}, "has no groups"),
+        ({"name": "x", "groups": [{"name": "a", "slots": 1, "templates": [["shoe_size"]]}]}, "unknown field"),
+        ({"name": "x", "groups": [{"name": "a", "slots": 0, "templates": [["ssn"]]}]}, "slots >= 1"),
+        ({"name": "x"}, "malformed"),
+    ],
+)
+def test_bad_profiles_are_refused_with_a_reason(profile: object, message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        load_profile(profile)  # type: ignore[arg-type]
+
+
+def test_group_slices_tile_the_row() -> None:
+    profile = load_profile("standard")
+    slices = profile.group_slices
+    assert slices[0][0] == 0 and slices[-1][1] == profile.slots
+    assert all(a[1] == b[0] for a, b in pairwise(slices))
