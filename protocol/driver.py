@@ -152,8 +152,9 @@ def reference_tally(spec: QuerySpec, data: Mapping[str, NodeData]) -> ReferenceR
     """The same query computed in the clear (the oracle the private tally must equal)."""
     prepared = prepare_all(spec, data)
     ids = {c: clear_token_ids(p.slots) for c, p in prepared.items()}
+    keys = spec.linkage.keys
     links = link_cohorts(
-        ids, spec.linkage.keys.group_slices, settings=LinkSettings(threshold=spec.linkage.threshold)
+        ids, keys.group_slices, keys.comparison, settings=LinkSettings(threshold=spec.linkage.threshold)
     )
     population = parse_population(spec.population, spec.cohorts)
     layout = build_layout(spec, population, n_bits=MIN_N_BITS, max_count=MAX_COUNT)

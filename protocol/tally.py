@@ -252,7 +252,10 @@ class Joiner:
     def link(self) -> LinkResult:
         ids = {c: token_ids(r.points, r.rows, r.slots) for c, r in self.received.items()}
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
-        self.link_result = link_cohorts(ids, self.task.spec.linkage.keys.group_slices, settings=settings)
+        self.link_result = link_cohorts(
+            ids, self.task.spec.linkage.keys.group_slices, self.task.spec.linkage.keys.comparison,
+            settings=settings,
+        )
         return self.link_result
 
     def members(self, cohort: str) -> list[int]:

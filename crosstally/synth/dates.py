@@ -33,10 +33,13 @@ def from_ymd(
     """Dates from parts; the caller guarantees the parts form valid dates."""
     months = (year - 1970) * 12 + (month - 1)
     first = months.astype("datetime64[M]").astype("datetime64[D]")
-    return first + (day_of_month - 1).astype("timedelta64[D]")
+    out: DateArray = first + (day_of_month - 1).astype("timedelta64[D]")
+    return out
 
 
-def days_in_month(year: npt.NDArray[np.int64], month: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def days_in_month(
+    year: npt.NDArray[np.int64], month: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     first = from_ymd(year, month, np.ones_like(month))
     nxt = (first.astype("datetime64[M]") + 1).astype("datetime64[D]")
     return (nxt - first).astype(np.int64)
@@ -52,7 +55,8 @@ def age_years(dob: DateArray, on: dt.date) -> npt.NDArray[np.int64]:
 def plus_years(dates: DateArray, years: npt.NDArray[np.float64]) -> DateArray:
     """Each date plus a fractional number of years (rounded to whole days)."""
     offsets = np.rint(years * DAYS_PER_YEAR).astype(np.int64)
-    return dates + offsets.astype("timedelta64[D]")
+    out: DateArray = dates + offsets.astype("timedelta64[D]")
+    return out
 
 
 def censor(dates: DateArray, on: dt.date) -> DateArray:

@@ -187,12 +187,14 @@ def draw_people(
 
 
 def _twin_pairs(rng: np.random.Generator, size: int) -> tuple[IntArray, IntArray]:
-    pairs = int(round(size * TWIN_SHARE / 2))
+    pairs = round(size * TWIN_SHARE / 2)
     chosen = rng.permutation(size)[: 2 * pairs].astype(np.int64)
     return chosen[:pairs], chosen[pairs:]
 
 
-def _pool_choice(rng: np.random.Generator, group: ObjectArray, own: dict[str, float]) -> ObjectArray:
+def _pool_choice(
+    rng: np.random.Generator, group: ObjectArray, own: dict[str, float]
+) -> ObjectArray:
     """Which pool each person's name comes from: the group's own or `general`."""
     pool = np.full(len(group), "general", dtype=object)
     u = rng.random(len(group))
@@ -299,4 +301,3 @@ def _consecutive_twin_ssns(ssn: IntArray, first: IntArray, second: IntArray) -> 
     ok = (candidate % 10000 != 0) & ~np.isin(candidate, ssn)
     ok &= ~np.isin(candidate, np.fromiter(_RESERVED_SSNS, dtype=np.int64))
     ssn[second[ok]] = candidate[ok]
-

@@ -6,9 +6,10 @@ generator needs no network and no files outside the package. Frequencies are app
 - `first_names.csv`: ~320 male and ~300 female first names with relative weights approximating
   SSA popularity for US births 1996-2012 (thousands of births), tagged `general`, `hispanic`,
   `black` or `asian` so names correlate with the person's race/ethnicity.
-- `surnames.csv`: ~630 surnames; `general` weights approximate Census 2010 counts (thousands) and
-  include the Irish, Italian, Polish, French-Canadian and Portuguese names common in Connecticut;
-  `hispanic` (mostly Puerto Rican and Dominican), `asian` and `black` pools have within-pool weights.
+- `surnames.csv`: ~630 surnames; `general` weights approximate Census 2010 counts (thousands)
+  and include the Irish, Italian, Polish, French-Canadian and Portuguese names common in
+  Connecticut; the `hispanic` (mostly Puerto Rican and Dominican), `asian` and `black` pools
+  have within-pool weights.
 - `ct_towns.csv`: all 169 towns with their state town code, a main ZIP, an approximate 2020
   population and an `urban` flag for the larger cities.
 - `nicknames.csv`: ~200 (given name, nickname) pairs; `streets.csv`; `institutions.csv`.
@@ -33,7 +34,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
-    text = resources.files("crosstally.synth").joinpath("data").joinpath(filename).read_text("utf-8")
+    data = resources.files("crosstally.synth").joinpath("data")
+    text = data.joinpath(filename).read_text("utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -58,7 +60,8 @@ class WeightedTable:
     def draw_index(self, rng: np.random.Generator, size: int) -> IntArray:
         """Indices into `values`, drawn by weight."""
         u = rng.random(size) * self.cumulative[-1]
-        return np.searchsorted(self.cumulative, u, side="right").astype(np.int64)
+        index: IntArray = np.searchsorted(self.cumulative, u, side="right").astype(np.int64)
+        return index
 
     def draw(self, rng: np.random.Generator, size: int) -> ObjectArray:
         """Values drawn by weight."""

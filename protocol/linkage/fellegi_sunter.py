@@ -1,12 +1,20 @@
-"""Fellegi–Sunter weights over key-group agreement patterns, estimated by EM.
+"""Fellegi–Sunter weights over comparison levels derived from key-group agreement, fit by EM.
 
-EM runs over the whole comparison space: every non-candidate pair is counted with the
-all-disagree pattern. It sees only pattern counts, accumulated in a fixed order, so the
-same counts give bit-identical weights in the clear and under blinding.
+Key groups overlap (a record that agrees on exact name+DOB also agrees on most typo
+groups), so treating every group as an independent binary comparison would stack
+disagreement penalties on pairs with one typo. A profile therefore assigns groups to
+a few *features* (SSN, name with DOB, ZIP) and ranks the groups within each; a
+pair's level on a feature is its best-ranked agreeing group, or "none". EM fits the
+usual two-class model with categorical m and u per feature.
+
+EM runs over the whole comparison space: every non-candidate pair is counted at the
+"none" level on every feature. It sees only level counts, accumulated in a fixed
+order, so the same counts give bit-identical weights in the clear and under blinding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,66 +22,132 @@ import numpy.typing as npt
 
 from protocol.errors import InvalidSpec
 
-_EPS = 1e-9
+SMOOTHING = 0.5
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per feature, the pattern bits of its groups in rank order (best first)."""
+
+    names: tuple[str, ...]
+    bits: tuple[tuple[int, ...], ...]
+
+    def levels(self, patterns: IntArray) -> IntArray:
+        """Level of each pattern on each feature: index of the best agreeing group, else len."""
+        out = np.empty((len(patterns), len(self.bits)), dtype=np.int64)
+        for f, bits in enumerate(self.bits):
+            level = np.full(len(patterns), len(bits), dtype=np.int64)
+            for rank in range(len(bits) - 1, -1, -1):
+                level[(patterns >> bits[rank]) & 1 == 1] = rank
+            out[:, f] = level
+        return out
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of levels per feature, "none" included."""
+        return tuple(len(b) + 1 for b in self.bits)
 
 
 @dataclass(frozen=True)
 class FSModel:
-    """Estimated match share and per-group m (agree | match) and u (agree | non-match)."""
+    """Estimated match share and, per feature, P(level | match) and P(level | non-match)."""
 
     prior: float
-    m: tuple[float, ...]
-    u: tuple[float, ...]
+    m: tuple[tuple[float, ...], ...]
+    u: tuple[tuple[float, ...], ...]
     iterations: int
 
-    def log_odds(self, patterns: npt.NDArray[np.int64]) -> FloatArray:
-        """Posterior log-odds of a match for each pattern (bit g = agreement on group g)."""
-        groups = len(self.m)
-        bits = (patterns[:, None] >> np.arange(groups)) & 1
-        m, u = np.asarray(self.m), np.asarray(self.u)
-        agree_w = np.log(m) - np.log(u)
-        disagree_w = np.log1p(-m) - np.log1p(-u)
-        weights = np.where(bits == 1, agree_w, disagree_w).sum(axis=1)
-        return weights + np.log(self.prior) - np.log1p(-self.prior)
+    def log_odds(self, levels: IntArray) -> FloatArray:
+        """Posterior log-odds of a match for rows of feature levels."""
+        score = np.full(len(levels), np.log(self.prior) - np.log1p(-self.prior))
+        for f, (m, u) in enumerate(zip(self.m, self.u, strict=True)):
+            weight = np.log(np.asarray(m)) - np.log(np.asarray(u))
+            score += weight[levels[:, f]]
+        return score
 
     def to_dict(self) -> dict[str, object]:
-        return {"prior": self.prior, "m": list(self.m), "u": list(self.u), "iterations": self.iterations}
+        return {"prior": self.prior, "m": [list(x) for x in self.m], "u": [list(x) for x in self.u],
+                "iterations": self.iterations}  # fmt: skip
+
+
+def level_frequencies(levels: IntArray, counts: IntArray, sizes: Sequence[int]) -> list[FloatArray]:
+    """Per feature, the smoothed share of pairs at each level."""
+    weights = counts.astype(np.float64)
+    return [_normalize(np.bincount(levels[:, f], weights=weights, minlength=size)) for f, size in enumerate(sizes)]
 
 
 def fit_em(
-    patterns: npt.NDArray[np.int64],
-    counts: npt.NDArray[np.int64],
+    levels: IntArray,
+    counts: IntArray,
     *,
-    groups: int,
-    max_iterations: int = 500,
+    sizes: Sequence[int],
+    u: Sequence[FloatArray] | None = None,
+    max_iterations: int = 1000,
     tolerance: float = 1e-10,
 ) -> FSModel:
-    """Fit the two-class conditional-independence model to pattern counts."""
-    if len(patterns) != len(counts) or groups < 1:
-        raise InvalidSpec("EM needs one count per pattern and at least one key group")
-    order = np.argsort(patterns, kind="stable")
-    patterns, weights = patterns[order], counts[order].astype(np.float64)
+    """Fit the two-class conditional-independence model to counts of level vectors.
+
+    `levels` holds distinct level vectors (the last level of each feature is "none").
+    With `u` given (level frequencies among known non-matches), EM estimates only the
+    prior and m: with few features the full latent-class model is not identifiable
+    (two categorical features never are), and EM then finds "agrees on ZIP" as easily
+    as "is the same person".
+    """
+    fixed_u = [np.asarray(x, dtype=np.float64) for x in u] if u is not None else None
+    if len(levels) != len(counts) or not sizes or levels.shape[1:] != (len(sizes),):
+        raise InvalidSpec("EM needs one count per level vector and one level per feature")
+    order = np.lexsort(levels.T[::-1])
+    levels, weights = levels[order], counts[order].astype(np.float64)
     total = weights.sum()
     if total <= 0:
         raise InvalidSpec("EM needs at least one compared pair")
-    bits = ((patterns[:, None] >> np.arange(groups)) & 1).astype(np.float64)
-    candidate_share = weights[patterns != 0].sum() / total
-    prior = max(min(candidate_share / 2, 0.5), 1e-12)
-    m = np.full(groups, 0.9)
-    u = np.clip((weights @ bits) / total, _EPS, 0.5)
+    onehots = [np.eye(size)[levels[:, f]] for f, size in enumerate(sizes)]
+    # Start from a labelling, not from parameters: a pair is a match when it reaches the
+    # best level of some feature. Parameter starts let EM settle on "agrees on ZIP" as
+    # the match class; this start is data-driven and the same in the clear and blinded.
+    posterior = (levels == 0).any(axis=1).astype(np.float64)
+    if not posterior.any():
+        posterior = (levels != np.asarray(sizes) - 1).any(axis=1).astype(np.float64)
+    prior, m, u_est = _maximize(weights, posterior, onehots, total)
+    u_now = fixed_u or u_est
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007
-        log_m = bits @ np.log(m) + (1 - bits) @ np.log1p(-m) + np.log(prior)
-        log_u = bits @ np.log(u) + (1 - bits) @ np.log1p(-u) + np.log1p(-prior)
+        log_m = np.full(len(levels), np.log(prior))
+        log_u = np.full(len(levels), np.log1p(-prior))
+        for oh, mf, uf in zip(onehots, m, u_now, strict=True):
+            log_m += oh @ np.log(mf)
+            log_u += oh @ np.log(uf)
         posterior = 1.0 / (1.0 + np.exp(np.clip(log_u - log_m, -700, 700)))
-        wm = weights * posterior
-        wu = weights - wm
-        new_prior = float(np.clip(wm.sum() / total, 1e-15, 1 - 1e-9))
-        new_m = np.clip((wm @ bits) / max(wm.sum(), _EPS), _EPS, 1 - _EPS)
-        new_u = np.clip((wu @ bits) / max(wu.sum(), _EPS), 1e-15, 1 - _EPS)
-        delta = max(abs(new_prior - prior), float(np.abs(new_m - m).max()), float(np.abs(new_u - u).max()))
-        prior, m, u = new_prior, new_m, new_u
+        new_prior, new_m, new_u = _maximize(weights, posterior, onehots, total)
+        new_u = fixed_u or new_u
+        delta = max(
+            abs(new_prior - prior),
+            max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True)),
+            max(float(np.abs(a - b).max()) for a, b in zip(new_u, u_now, strict=True)),
+        )
+        prior, m, u_now = new_prior, new_m, new_u
         if delta < tolerance:
             break
-    return FSModel(prior=prior, m=tuple(float(x) for x in m), u=tuple(float(x) for x in u), iterations=iterations)
+    return FSModel(
+        prior=prior,
+        m=tuple(tuple(float(x) for x in mf) for mf in m),
+        u=tuple(tuple(float(x) for x in uf) for uf in u_now),
+        iterations=iterations,
+    )
+
+
+def _maximize(
+    weights: FloatArray, posterior: FloatArray, onehots: Sequence[FloatArray], total: float
+) -> tuple[float, list[FloatArray], list[FloatArray]]:
+    wm = weights * posterior
+    wu = weights - wm
+    prior = float(np.clip(wm.sum() / total, 1e-15, 1 - 1e-9))
+    return prior, [_normalize(wm @ oh) for oh in onehots], [_normalize(wu @ oh) for oh in onehots]
+
+
+def _normalize(values: FloatArray) -> FloatArray:
+    # Half a pair of pseudo-count per level keeps unseen levels from weights of +-27 nats.
+    smoothed = values + SMOOTHING
+    return smoothed / smoothed.sum()

@@ -19,6 +19,7 @@ from typing import Any
 import jellyfish
 
 from protocol.errors import InvalidSpec
+from protocol.linkage.fellegi_sunter import Comparison
 from protocol.records import NormalizedPerson
 
 FieldFn = Callable[[NormalizedPerson], tuple[str, ...]]
@@ -146,10 +147,23 @@ def _expand(person: NormalizedPerson, template: Sequence[str]) -> Iterable[str]:
 
 @dataclass(frozen=True, slots=True)
 class KeyProfile:
-    """A named list of key groups; the layout of every row's token slots."""
+    """A named list of key groups (the layout of every row's slots) and comparison features.
+
+    `features` maps a feature name to its groups, best level first; a group listed in
+    no feature is a binary feature of its own.
+    """
 
     name: str
     groups: tuple[KeyGroup, ...]
+    features: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def comparison(self) -> Comparison:
+        bit = {g.name: i for i, g in enumerate(self.groups)}
+        listed = {g for _, members in self.features for g in members}
+        features = [(name, tuple(bit[g] for g in members)) for name, members in self.features]
+        features += [(g.name, (bit[g.name],)) for g in self.groups if g.name not in listed]
+        return Comparison(tuple(n for n, _ in features), tuple(b for _, b in features))
 
     @property
     def slots(self) -> int:
@@ -182,6 +196,7 @@ class KeyProfile:
                 {"name": g.name, "slots": g.slots, "templates": [list(t) for t in g.templates]}
                 for g in self.groups
             ],
+            "features": {name: list(members) for name, members in self.features},
         }
 
     @classmethod
@@ -197,16 +212,32 @@ class KeyProfile:
                 )
                 for g in raw_groups
             )
+            features = tuple(
+                (str(f), tuple(str(g) for g in members))
+                for f, members in dict(data.get("features") or {}).items()
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidSpec(
                 f"key profile is malformed ({exc!r}); expected "
                 "{'name': ..., 'groups': [{'name', 'slots', 'templates'}]}"
             ) from exc
-        _validate(name, groups)
-        return cls(name=name, groups=groups)
+        _validate(name, groups, features)
+        return cls(name=name, groups=groups, features=features)
 
 
-def _validate(name: str, groups: Sequence[KeyGroup]) -> None:
+def _validate(
+    name: str, groups: Sequence[KeyGroup], features: Sequence[tuple[str, tuple[str, ...]]]
+) -> None:
+    known = {g.name for g in groups}
+    placed: set[str] = set()
+    for feature, members in features:
+        for g in members:
+            if g not in known or g in placed:
+                raise InvalidSpec(
+                    f"key profile {name!r}: feature {feature!r} lists group {g!r}, which is "
+                    "unknown or already in another feature"
+                )
+            placed.add(g)
     if not groups:
         raise InvalidSpec(f"key profile {name!r} has no groups")
     seen: set[str] = set()
@@ -229,7 +260,13 @@ STANDARD: Mapping[str, Any] = {
     "name": "standard",
     "groups": [
         {"name": "ssn", "slots": 1, "templates": [["ssn"]]},
-        {"name": "ssn_part_dob", "slots": 2, "templates": [["ssn_head5", "dob"], ["ssn_tail4", "dob"]]},
+        # Part of the SSN with the first name's Soundex: a one-digit typo keeps one part,
+        # while twins (often consecutive SSNs, same DOB) usually differ in first name.
+        {
+            "name": "ssn_part_first",
+            "slots": 2,
+            "templates": [["ssn_head5", "first_soundex"], ["ssn_tail4", "first_soundex"]],
+        },
         {"name": "name_dob", "slots": 1, "templates": [["first", "last", "dob"]]},
         {"name": "name_pair_dob", "slots": 1, "templates": [["name_pair", "dob"]]},
         {"name": "first_typo_dob", "slots": _FIRST_PREFIX + 1, "templates": [["first_del", "last", "dob"]]},
@@ -245,7 +282,17 @@ STANDARD: Mapping[str, Any] = {
             "templates": [["first", "last", "dob_ym"], ["first", "last", "dob_yd"], ["first", "last", "dob_md"]],
         },
         {"name": "name_zip", "slots": 1, "templates": [["first", "last", "zip"]]},
+        {"name": "first_sound_dob_zip", "slots": 1, "templates": [["first_soundex", "dob", "zip"]]},
     ],
+    # Levels of each comparison feature, strongest first.
+    "features": {
+        "ssn": ["ssn", "ssn_part_first"],
+        "name_dob": [
+            "name_dob", "name_pair_dob", "nickname_dob", "first_typo_dob", "last_typo_dob",
+            "surname_part_dob", "name_dob_swap", "name_dob_partial", "first_dob", "phonetic_year",
+        ],
+        "zip": ["name_zip", "first_sound_dob_zip"],
+    },
 }
 
 PROFILES: Mapping[str, Mapping[str, Any]] = {"standard": STANDARD}

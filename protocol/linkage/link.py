@@ -19,7 +19,7 @@ from protocol.linkage.candidates import (
     agreement_patterns,
     candidate_pairs,
 )
-from protocol.linkage.fellegi_sunter import FSModel, fit_em
+from protocol.linkage.fellegi_sunter import Comparison, FSModel, fit_em, level_frequencies
 
 Node = tuple[str, int]
 
@@ -71,6 +71,7 @@ def score_pair(
     left: IdArray,
     right: IdArray,
     group_slices: Sequence[tuple[int, int]],
+    comparison: Comparison,
     *,
     names: tuple[str, str] = ("left", "right"),
     settings: LinkSettings | None = None,
@@ -79,24 +80,44 @@ def score_pair(
     settings = settings or LinkSettings()
     ia, ib = candidate_pairs(left, right, max_pairs_per_token=settings.max_pairs_per_token)
     patterns = agreement_patterns(left, right, ia, ib, group_slices)
-    uniq, counts = np.unique(patterns, return_counts=True)
-    non_candidates = len(left) * len(right) - len(ia)
-    if non_candidates > 0:
-        uniq = np.concatenate(([0], uniq))
-        counts = np.concatenate(([non_candidates], counts))
-        uniq, inverse = np.unique(uniq, return_inverse=True)
-        counts = np.bincount(inverse, weights=counts).astype(np.int64)
-    if len(uniq) == 0:
-        uniq, counts = np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64)
-    model = fit_em(uniq, counts, groups=len(group_slices))
-    pattern_score = dict(zip(uniq.tolist(), model.log_odds(uniq).tolist(), strict=True))
+    uniq, counts = _pattern_counts(patterns, len(left) * len(right))
+    levels = comparison.levels(uniq)
+    vectors, back = np.unique(levels, axis=0, return_inverse=True)
+    vector_counts = np.bincount(back.ravel(), weights=counts).astype(np.int64)
+    # u from pairs of different persons within each cohort (each node deduplicated its
+    # own rows), so EM only has to find m and the match share.
+    within = [_within_levels(rows, group_slices, comparison, settings) for rows in (left, right)]
+    u = level_frequencies(
+        np.concatenate([w[0] for w in within]), np.concatenate([w[1] for w in within]), comparison.sizes
+    )
+    model = fit_em(vectors, vector_counts, sizes=comparison.sizes, u=u)
+    pattern_score = dict(zip(uniq.tolist(), model.log_odds(levels).tolist(), strict=True))
     score = np.array([pattern_score[p] for p in patterns.tolist()], dtype=np.float64)
     return PairLinks(names[0], names[1], model, len(ia), ia, ib, score)
+
+
+def _pattern_counts(patterns: IdArray, all_pairs: int) -> tuple[IdArray, IdArray]:
+    """Distinct patterns and their counts; pairs not compared share no token (pattern 0)."""
+    uniq, inverse, counts = np.unique(np.concatenate((patterns, [0])), return_inverse=True, return_counts=True)
+    counts[inverse[-1]] += all_pairs - len(patterns) - 1
+    keep = counts > 0
+    return uniq[keep], counts[keep]
+
+
+def _within_levels(
+    rows: IdArray, group_slices: Sequence[tuple[int, int]], comparison: Comparison, settings: LinkSettings
+) -> tuple[IdArray, IdArray]:
+    ia, ib = candidate_pairs(rows, rows, max_pairs_per_token=settings.max_pairs_per_token)
+    upper = ia < ib
+    patterns = agreement_patterns(rows, rows, ia[upper], ib[upper], group_slices)
+    uniq, counts = _pattern_counts(patterns, len(rows) * (len(rows) - 1) // 2)
+    return comparison.levels(uniq), counts
 
 
 def link_cohorts(
     cohorts: Mapping[str, IdArray],
     group_slices: Sequence[tuple[int, int]],
+    comparison: Comparison,
     *,
     settings: LinkSettings | None = None,
 ) -> LinkResult:
@@ -114,7 +135,9 @@ def link_cohorts(
     edges: list[tuple[float, Node, Node]] = []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            scored = score_pair(cohorts[a], cohorts[b], group_slices, names=(a, b), settings=settings)
+            scored = score_pair(
+                cohorts[a], cohorts[b], group_slices, comparison, names=(a, b), settings=settings
+            )
             pairs.append(scored)
             for k in scored.accepted(settings).tolist():
                 edges.append((float(scored.score[k]), (a, int(scored.ia[k])), (b, int(scored.ib[k]))))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.linkage.candidates import agreement_patterns, candidate_pairs
-from protocol.linkage.fellegi_sunter import fit_em
+from protocol.linkage.fellegi_sunter import Comparison, fit_em, level_frequencies
 from protocol.linkage.link import link_cohorts
 
 SLICES = [(0, 1), (1, 3), (3, 4)]
@@ -50,15 +50,27 @@ def test_frequent_tokens_propose_no_candidates_but_still_count_as_agreement() ->
     assert agreement_patterns(left, right, ia, ib, SLICES).tolist() == [0b011]
 
 
+BINARY = Comparison(("a", "b", "c"), ((0,), (1,), (2,)))
+
+
+def test_comparison_levels_take_the_best_agreeing_group() -> None:
+    comparison = Comparison(("name", "zip"), ((0, 1, 2), (3,)))
+    patterns = np.array([0b0000, 0b0110, 0b0100, 0b1001], dtype=np.int64)
+    assert comparison.levels(patterns).tolist() == [[3, 1], [1, 1], [2, 1], [0, 0]]
+    assert comparison.sizes == (4, 2)
+
+
 def test_em_separates_matches_from_non_matches() -> None:
     # 100 true matches agree on all three groups; non-matches mostly agree on none.
     patterns = np.array([0, 0b001, 0b010, 0b100, 0b111, 0b011], dtype=np.int64)
     counts = np.array([1_000_000, 40, 30, 50, 100, 5], dtype=np.int64)
-    model = fit_em(patterns, counts, groups=3)
-    assert all(m > u for m, u in zip(model.m, model.u, strict=True))
-    scores = model.log_odds(patterns)
-    assert scores[4] > 0 > scores[0]
-    assert scores[4] > scores[5] > scores[1]
+    levels = BINARY.levels(patterns)
+    for u in (None, level_frequencies(levels, counts, BINARY.sizes)):
+        model = fit_em(levels, counts, sizes=BINARY.sizes, u=u)
+        assert all(m[0] > u_[0] for m, u_ in zip(model.m, model.u, strict=True))
+        scores = model.log_odds(levels)
+        assert scores[4] > 0 > scores[0]
+        assert scores[4] > scores[5] > scores[1]
 
 
 def entity_sets(entities: list[dict[str, int]], relabel: dict[str, list[int]] | None = None) -> set[frozenset[tuple[str, int]]]:
@@ -89,8 +101,8 @@ def test_entities_do_not_depend_on_row_order(seed: int, rnd: object) -> None:
     for p in perms.values():
         rnd.shuffle(p)  # type: ignore[attr-defined]
     shuffled = {c: v[perms[c]] for c, v in cohorts.items()}
-    plain = link_cohorts(cohorts, SLICES)
-    moved = link_cohorts(shuffled, SLICES)
+    plain = link_cohorts(cohorts, SLICES, BINARY)
+    moved = link_cohorts(shuffled, SLICES, BINARY)
     assert entity_sets(moved.entities, perms) == entity_sets(plain.entities)
 
 
@@ -98,7 +110,7 @@ def test_entities_do_not_depend_on_row_order(seed: int, rnd: object) -> None:
 @given(st.integers(0, 10_000))
 def test_every_row_is_in_exactly_one_entity_with_one_row_per_cohort(seed: int) -> None:
     cohorts = cohorts_with_structure(seed)
-    result = link_cohorts(cohorts, SLICES)
+    result = link_cohorts(cohorts, SLICES, BINARY)
     seen = [(c, r) for e in result.entities for c, r in e.items()]
     assert sorted(seen) == sorted((c, r) for c, v in cohorts.items() for r in range(len(v)))
 
@@ -107,6 +119,6 @@ def test_a_tie_is_not_broken_by_guessing() -> None:
     # Row 0 of `a` is equally good for rows 0 and 1 of `b`: neither link is made.
     a = np.array([[1, 2, 3, 4], [50, 51, 52, 53]], dtype=np.int64)
     b = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [50, 51, 52, 53]], dtype=np.int64)
-    result = link_cohorts({"a": a, "b": b}, SLICES)
+    result = link_cohorts({"a": a, "b": b}, SLICES, BINARY)
     assert result.links("a", "b") == [(1, 2)]
     assert result.ambiguous_rows == 3

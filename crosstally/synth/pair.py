@@ -1,0 +1,89 @@
+"""`make_pair`: two agency-like record lists with a known overlap, for linkage tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crosstally.synth.agencies import CANONICAL_COLUMNS, person_record, unique_ids
+from crosstally.synth.corrupt import IdentityColumns, RecordStyle, apply_style, corrupt
+from crosstally.synth.errors import ERROR_PROFILES, ErrorRates
+from crosstally.synth.population import People, draw_people
+from crosstally.synth.reference import IntArray
+from crosstally.synth.world import AS_OF, DEFAULT_AGES, stream
+from protocol.records import PersonRecord
+
+_PAIR_STREAM = 7
+LEFT_STYLE = RecordStyle()
+RIGHT_STYLE = RecordStyle(upper_case=True, ssn_dashes=False)
+
+
+def make_pair(
+    *,
+    left: int,
+    right: int,
+    overlap: float,
+    seed: int,
+    left_ssn: bool = True,
+    right_ssn: bool = True,
+    error_profile: str = "typical",
+) -> tuple[list[PersonRecord], list[PersonRecord], set[tuple[str, str]]]:
+    """Two record lists drawn from one synthetic population and the set of true links.
+
+    `round(overlap * min(left, right))` people appear on both sides; every other record is a
+    distinct person. Each side is corrupted independently with `error_profile` rates
+    (`clean`, `typical` or `heavy`; no duplicates, so true links are one-to-one); a side
+    without SSN has `ssn=None` throughout. Returns (left records, right records, true
+    (left record_id, right record_id) pairs). Left record ids are `L0000001`..., right `R...`.
+    """
+    if left < 0 or right < 0:
+        raise ValueError(f"left and right must be >= 0, got {left} and {right}")
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap must be within [0, 1], got {overlap}")
+    if error_profile not in ERROR_PROFILES:
+        known = ", ".join(ERROR_PROFILES)
+        raise ValueError(f"unknown error_profile {error_profile!r}; expected one of {known}")
+    shared = round(overlap * min(left, right))
+    total = left + right - shared
+    rng = stream(seed, _PAIR_STREAM)
+    people = draw_people(rng, max(total, 1), as_of=AS_OF, ages=DEFAULT_AGES)
+    order = rng.permutation(total).astype(np.int64)
+    left_people = order[:left]
+    right_people = np.concatenate([order[:shared], order[left:]])
+    rates = ERROR_PROFILES[error_profile]
+
+    sides = []
+    for prefix, chosen, ssn, style in (
+        ("L", left_people, left_ssn, LEFT_STYLE),
+        ("R", right_people, right_ssn, RIGHT_STYLE),
+    ):
+        rows = chosen[rng.permutation(len(chosen))]
+        sides.append((rows, _records(rng, people, rows, prefix, rates.with_ssn(ssn), style)))
+
+    (left_rows, left_records), (right_rows, right_records) = sides
+    right_of = {p: i for i, p in enumerate(right_rows.tolist())}
+    truth = {
+        (left_records[i].record_id, right_records[right_of[p]].record_id)
+        for i, p in enumerate(left_rows.tolist())
+        if p in right_of
+    }
+    return left_records, right_records, truth
+
+
+def _records(
+    rng: np.random.Generator,
+    people: People,
+    rows: IntArray,
+    prefix: str,
+    rates: ErrorRates,
+    style: RecordStyle,
+) -> list[PersonRecord]:
+    identity = IdentityColumns.of(people, rows)
+    corrupt(rng, identity, people, rows, rates)
+    apply_style(identity, style)
+    own = unique_ids(rng, len(rows), 9)
+    width = max(7, len(str(len(rows))))
+    columns = [getattr(identity, name) for name in CANONICAL_COLUMNS[2:]]
+    return [
+        person_record((f"{prefix}{i + 1:0{width}d}", f"{prefix}P{own_id}", *values))
+        for i, (own_id, *values) in enumerate(zip(own.tolist(), *columns, strict=True))
+    ]
