@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="crosstally: cross-agency tallies without centralizing identifiers.", no_args_is_help=True)
+app = typer.Typer(
+    help="crosstally: cross-agency tallies without centralizing identifiers.", no_args_is_help=True
+)
 console = Console()
 
 

@@ -53,7 +53,9 @@ def run_demo(*, people: int, seed: int, console: Console, as_of: str = "2026-06-
         outcomes = []
         try:
             for name in TEMPLATES:
-                progress.update(task, description=f"running {name} (private set intersection + Paillier)")
+                progress.update(
+                    task, description=f"running {name} (private set intersection + Paillier)"
+                )
                 spec = parse_spec({**load_template(name), "as_of": as_of})
                 run = run_tally(spec, data, engine=engine)
                 outcomes.append((name, spec, run))
@@ -61,14 +63,20 @@ def run_demo(*, people: int, seed: int, console: Console, as_of: str = "2026-06-
         finally:
             engine.close()
     sizes = ", ".join(f"{n} {len(d.records):,}" for n, d in data.items())
-    console.print(f"[bold]crosstally demo[/bold]: {people:,} synthetic people, seed {seed}; extracts: {sizes}")
+    console.print(
+        f"[bold]crosstally demo[/bold]: {people:,} synthetic people, seed {seed}; extracts: {sizes}"
+    )
     for name, spec, run in outcomes:
-        print_released(console, f"{name} ({spec.kind}, agreement {spec.agreement})", run.result.released)
+        print_released(
+            console, f"{name} ({spec.kind}, agreement {spec.agreement})", run.result.released
+        )
         if spec.kind == "match":
             members = match_members(run)
+            holder = spec.cohorts[spec.requester or ""].node
             console.print(
-                f"  the {spec.cohorts[spec.requester or ''].node} node now holds {len(members):,} matched "
-                "record ids locally; the hub learned only the count"
+                f"  the {holder} node now holds {len(members):,} matched record ids locally; "
+                "the hub learned only the count"
             )
-        console.print(f"  [dim]{run.messages} messages, {run.bytes_exchanged / 1e6:.1f} MB between parties[/dim]")
+        megabytes = run.bytes_exchanged / 1e6
+        console.print(f"  [dim]{run.messages} messages, {megabytes:.1f} MB between parties[/dim]")
     console.print(f"done in {time.perf_counter() - started:.1f} s")

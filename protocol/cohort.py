@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-from collections.abc import Collection, Sequence
+import operator
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.errors import InvalidSpec
 from protocol.linkage.keys import KeyProfile
@@ -18,13 +20,13 @@ from protocol.linkage.normalize import normalize_person, parse_dob
 from protocol.records import NormalizedPerson, PersonRecord
 
 _TRUE = frozenset({"Y", "YES", "TRUE", "T", "1"})
-_COMPARE = {
-    ast.Eq: lambda a, b: a == b,
-    ast.NotEq: lambda a, b: a != b,
-    ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b,
-    ast.GtE: lambda a, b: a >= b,
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 DERIVED_COLUMNS = frozenset({"age"})
 
@@ -43,14 +45,14 @@ class WhereClause:
         except SyntaxError as exc:
             raise InvalidSpec(
                 f"where clause {self.text!r} is not valid: {exc.msg} at column {exc.offset}; "
-                "write e.g. \"substantiated or placed\" or \"juvenile_cases >= 1\""
+                'write e.g. "substantiated or placed" or "juvenile_cases >= 1"'
             ) from exc
         known = set(columns) | DERIVED_COLUMNS
         for node in ast.walk(self._tree):
             if not isinstance(node, _ALLOWED):
                 raise InvalidSpec(
-                    f"where clause {self.text!r} uses {type(node).__name__}; allowed: column names, "
-                    "numbers, quoted strings, comparisons, and/or/not"
+                    f"where clause {self.text!r} uses {type(node).__name__}; allowed: column "
+                    "names, numbers, quoted strings, comparisons, and/or/not"
                 )
             if isinstance(node, ast.Name) and node.id not in known:
                 raise InvalidSpec(

@@ -81,7 +81,9 @@ def run_tally(
     hub = HubTally(spec, joiner=joiner, keypair=keypair)
     task = hub.task
     nodes = {
-        name: TallyNode(name, data[name].records, data[name].columns, engine=engine, shuffle=shuffle)
+        name: TallyNode(
+            name, data[name].records, data[name].columns, engine=engine, shuffle=shuffle
+        )
         for name in task.ring
     }
     join = Joiner(task, shuffle=shuffle)
@@ -129,7 +131,8 @@ class ReferenceRun:
 def clear_token_ids(slots: Sequence[Sequence[str | None]]) -> np.ndarray:
     """64-bit ids of cleartext tokens; unused slots get fresh random ids, as blinding would."""
     rows = [
-        [_clear_id(t.encode() if t is not None else secrets.token_bytes(16)) for t in row] for row in slots
+        [_clear_id(t.encode() if t is not None else secrets.token_bytes(16)) for t in row]
+        for row in slots
     ]
     width = len(rows[0]) if rows else 0
     return np.array(rows, dtype=np.int64).reshape(len(rows), width)
@@ -144,7 +147,9 @@ def prepare_all(spec: QuerySpec, data: Mapping[str, NodeData]) -> dict[str, Prep
     for cohort in spec.cohorts.values():
         node = data[cohort.node]
         where = WhereClause(cohort.where, node.columns, as_of=spec.as_of)
-        out[cohort.label] = prepare_cohort(cohort.label, node.records, where=where, profile=spec.linkage.keys)
+        out[cohort.label] = prepare_cohort(
+            cohort.label, node.records, where=where, profile=spec.linkage.keys
+        )
     return out
 
 
@@ -154,7 +159,10 @@ def reference_tally(spec: QuerySpec, data: Mapping[str, NodeData]) -> ReferenceR
     ids = {c: clear_token_ids(p.slots) for c, p in prepared.items()}
     keys = spec.linkage.keys
     links = link_cohorts(
-        ids, keys.group_slices, keys.comparison, settings=LinkSettings(threshold=spec.linkage.threshold)
+        ids,
+        keys.group_slices,
+        keys.comparison,
+        settings=LinkSettings(threshold=spec.linkage.threshold),
     )
     population = parse_population(spec.population, spec.cohorts)
     layout = build_layout(spec, population, n_bits=MIN_N_BITS, max_count=MAX_COUNT)
@@ -178,7 +186,9 @@ class ExactCountRun:
     bytes_exchanged: int
 
 
-def run_exact_count(spec: QuerySpec, data: Mapping[str, NodeData], *, structure: str = "gcs") -> ExactCountRun:
+def run_exact_count(
+    spec: QuerySpec, data: Mapping[str, NodeData], *, structure: str = "gcs"
+) -> ExactCountRun:
     """openmined-psi cardinality on the spec's exact key: first cohort is the client."""
     from protocol.psi import CountClient, answer_count, exact_keys
 

@@ -68,7 +68,9 @@ def open_sealed(envelope: bytes, *, sender: str, frm: PublicParty, recipient: st
         signed = Box(keys.box, PublicKey(frm.box_key)).decrypt(envelope)
         body = VerifyKey(frm.verify_key).verify(signed)
     except (CryptoError, BadSignatureError, ValueError, TypeError) as exc:
-        raise EnvelopeError("envelope failed authentication: tampered, truncated or misaddressed") from exc
+        raise EnvelopeError(
+            "envelope failed authentication: tampered, truncated or misaddressed"
+        ) from exc
     size = int.from_bytes(body[:4], "big")
     if body[4 : 4 + size] != _context(sender, recipient, query_id, step):
         raise EnvelopeError("envelope failed authentication: tampered, truncated or misaddressed")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from protocol.cohort import age_on
@@ -67,7 +67,7 @@ def parse_term(text: str, spec: QuerySpec, optional: frozenset[str]) -> Term:
         levels = spec.levels.get(text) or spec.levels.get(attr) or DEFAULT_LEVELS.get(attr)
         if not levels:
             raise InvalidSpec(
-                f"group_by term {text!r} needs its categories: add \"levels\": {{{text!r}: [...]}}"
+                f'group_by term {text!r} needs its categories: add "levels": {{{text!r}: [...]}}'
             )
         labels = (*levels, OTHER, UNKNOWN) + ((ABSENT,) if cohort in optional else ())
         return Term(text, "attr", (cohort,), (attr,), labels)
@@ -100,7 +100,8 @@ def _ref(node: ast.expr, text: str, spec: QuerySpec) -> tuple[str, str]:
     cohort = node.value.id
     if cohort not in spec.cohorts:
         raise InvalidSpec(
-            f"group_by term {text!r} names unknown cohort {cohort!r}; cohorts: {', '.join(spec.cohorts)}"
+            f"group_by term {text!r} names unknown cohort {cohort!r}; "
+            f"cohorts: {', '.join(spec.cohorts)}"
         )
     return cohort, node.attr
 
@@ -152,7 +153,9 @@ class GroupLayout:
         return self.packing.ciphertexts if self.packing else 1
 
 
-def build_layout(spec: QuerySpec, population: Population, *, n_bits: int, max_count: int) -> GroupLayout:
+def build_layout(
+    spec: QuerySpec, population: Population, *, n_bits: int, max_count: int
+) -> GroupLayout:
     optional = frozenset(c for c in spec.cohorts if not _required(population, c, spec))
     terms = tuple(parse_term(t, spec, optional) for t in spec.group_by)
     if not terms:
@@ -228,7 +231,9 @@ def derived_label(term: Term, diff_days: int | None) -> str:
     if diff_days is None:
         return NOT_APPLICABLE
     if term.kind == "entry_order":
-        return term.labels[0] if diff_days > 0 else term.labels[1] if diff_days < 0 else term.labels[2]
+        return (
+            term.labels[0] if diff_days > 0 else term.labels[1] if diff_days < 0 else term.labels[2]
+        )
     years = int(abs(diff_days) // 365.25)
     return str(years) if years < MAX_YEARS else f"{MAX_YEARS}+"
 
@@ -258,7 +263,9 @@ def contribution(
         if term.derived:
             continue
         if cohort in term.cohorts:
-            code += term.labels.index(term_label(term, persons, spec)) * layout.radix.place_value(digit)
+            code += term.labels.index(term_label(term, persons, spec)) * layout.radix.place_value(
+                digit
+            )
         digit += 1
     derived = [t for t in layout.terms if t.derived]
     for k, term in enumerate(derived):
@@ -334,7 +341,7 @@ def decode_code(layout: GroupLayout, code: int) -> tuple[str, ...]:
 
 
 def reference_labels(
-    layout: GroupLayout, members: dict[str, Sequence[PersonRecord]], spec: QuerySpec
+    layout: GroupLayout, members: Mapping[str, Sequence[PersonRecord]], spec: QuerySpec
 ) -> tuple[str, ...]:
     """The cleartext labels of one entity (the reference the private tally must equal)."""
     if not layout.terms:

@@ -30,13 +30,18 @@ def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], bytes]:
     (size,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
     start = len(MAGIC) + 4
     if size > MAX_HEADER or start + size > len(data):
-        raise MalformedMessage(f"{kind} message header length {size} is impossible for {len(data)} bytes")
+        raise MalformedMessage(
+            f"{kind} message header length {size} is impossible for {len(data)} bytes"
+        )
     try:
         header = json.loads(data[start : start + size])
     except ValueError as exc:
-        raise MalformedMessage(f"{kind} message header is not valid JSON: corrupted in transit") from exc
+        raise MalformedMessage(
+            f"{kind} message header is not valid JSON: corrupted in transit"
+        ) from exc
     if not isinstance(header, dict) or header.get("type") != kind:
-        raise MalformedMessage(f"expected a {kind} message, got {header.get('type') if isinstance(header, dict) else '?'}")
+        got = header.get("type") if isinstance(header, dict) else "?"
+        raise MalformedMessage(f"expected a {kind} message, got {got}")
     return header, data[start + size :]
 
 
@@ -96,7 +101,12 @@ class RowSet:
     def from_bytes(cls, data: bytes) -> RowSet:
         h, body = _unframe(data, "rowset")
         try:
-            rows, slots, width, cb = int(h["rows"]), int(h["slots"]), int(h["width"]), int(h["cipher_bytes"])
+            rows, slots, width, cb = (
+                int(h["rows"]),
+                int(h["slots"]),
+                int(h["width"]),
+                int(h["cipher_bytes"]),
+            )
             split = rows * slots * POINT_SIZE
             return cls(
                 query_id=str(h["query_id"]),
@@ -143,6 +153,12 @@ class EncryptedTally:
     def from_bytes(cls, data: bytes) -> EncryptedTally:
         h, body = _unframe(data, "tally")
         try:
-            return cls(str(h["query_id"]), str(h["mode"]), int(h["cipher_bytes"]), body, int(h["population"]))
+            return cls(
+                str(h["query_id"]),
+                str(h["mode"]),
+                int(h["cipher_bytes"]),
+                body,
+                int(h["population"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"tally header is incomplete: {exc!r}") from exc

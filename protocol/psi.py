@@ -83,5 +83,7 @@ def answer_count(
         response = server.ProcessRequest(req)
     except Exception as exc:
         raise MalformedMessage(f"count request could not be processed: {exc}") from exc
-    setup = server.CreateSetupMessage(FPR, len(req.encrypted_elements), list(items), STRUCTURES[structure])
+    setup = server.CreateSetupMessage(
+        FPR, len(req.encrypted_elements), list(items), STRUCTURES[structure]
+    )
     return CountReply(request.query_id, setup.SerializeToString(), response.SerializeToString())

@@ -41,10 +41,7 @@ class PersonRecord:
 
     def value(self, name: str) -> str | None:
         """A canonical field or an extra attribute by name (None when absent or blank)."""
-        if name in _CANONICAL:
-            raw = getattr(self, name)
-        else:
-            raw = self.attributes.get(name)
+        raw = getattr(self, name) if name in _CANONICAL else self.attributes.get(name)
         if raw is None:
             return None
         text = str(raw).strip()

@@ -115,7 +115,9 @@ def _require_str(data: Mapping[str, Any], key: str) -> str:
 
 def _cohorts(raw: Any) -> dict[str, CohortSpec]:
     if not isinstance(raw, Mapping) or not raw:
-        raise InvalidSpec('spec.cohorts must be an object like {"dcf": {"node": "DCF", "where": "..."}}')
+        raise InvalidSpec(
+            'spec.cohorts must be an object like {"dcf": {"node": "DCF", "where": "..."}}'
+        )
     out: dict[str, CohortSpec] = {}
     for label, body in raw.items():
         if not str(label).isidentifier():
@@ -136,7 +138,9 @@ def _linkage(raw: Mapping[str, Any]) -> LinkageSpec:
     keys = load_profile(raw.get("keys", "standard"))
     exact_key = str(raw.get("exact_key", "name_dob"))
     if exact_key not in {g.name for g in keys.groups}:
-        raise InvalidSpec(f"spec.linkage.exact_key {exact_key!r} is not a group of profile {keys.name!r}")
+        raise InvalidSpec(
+            f"spec.linkage.exact_key {exact_key!r} is not a group of profile {keys.name!r}"
+        )
     return LinkageSpec(keys=keys, rule=rule, threshold=threshold, exact_key=exact_key)
 
 

@@ -76,7 +76,9 @@ class TallyTask:
         return parse_population(self.spec.population, self.spec.cohorts)
 
     def layout(self) -> GroupLayout:
-        return build_layout(self.spec, self.population, n_bits=self.public_key.n_bits, max_count=MAX_COUNT)
+        return build_layout(
+            self.spec, self.population, n_bits=self.public_key.n_bits, max_count=MAX_COUNT
+        )
 
     def keeps_order(self, cohort: str) -> bool:
         """Only a match keeps the requester's rows in order, so the requester can read them."""
@@ -109,9 +111,13 @@ def _validate_task_rows(task: TallyTask, rows: RowSet) -> None:
     if rows.applied[0] != task.spec.cohorts[rows.cohort].node:
         raise MalformedMessage(f"row set for {rows.cohort!r} did not start at its own node")
     if rows.slots != task.spec.linkage.keys.slots:
-        raise MalformedMessage(f"row set has {rows.slots} slots; the key profile has {task.spec.linkage.keys.slots}")
+        raise MalformedMessage(
+            f"row set has {rows.slots} slots; the key profile has {task.spec.linkage.keys.slots}"
+        )
     expected_width = task.layout().width(rows.cohort)
-    if rows.width != expected_width or (rows.width and rows.cipher_bytes != task.public_key.ciphertext_bytes):
+    if rows.width != expected_width or (
+        rows.width and rows.cipher_bytes != task.public_key.ciphertext_bytes
+    ):
         raise MalformedMessage(f"row set for {rows.cohort!r} carries the wrong ciphertext layout")
 
 
@@ -155,15 +161,21 @@ class TallyNode:
         out = []
         for cohort in task.spec.cohorts_of(self.name):
             where = WhereClause(cohort.where, self.columns, as_of=task.spec.as_of)
-            prepared = prepare_cohort(cohort.label, self.records, where=where, profile=task.spec.linkage.keys)
+            prepared = prepare_cohort(
+                cohort.label, self.records, where=where, profile=task.spec.linkage.keys
+            )
             self.prepared[cohort.label] = prepared
             items = [t for row in prepared.slots for t in fill_slots(row)]
             points = self.engine.hash_and_blind(self._secret(task), items)
-            plaintexts = [contribution(layout, cohort.label, p, task.spec) for p in prepared.persons]
+            plaintexts = [
+                contribution(layout, cohort.label, p, task.spec) for p in prepared.persons
+            ]
             width = layout.width(cohort.label)
             flat = [m for row in plaintexts for m in row]
             ciphers = self._encryptor(task).encrypt_many(flat) if flat else []
-            rows = _pack(task, cohort.label, (self.name,), points, ciphers, len(prepared.persons), width)
+            rows = _pack(
+                task, cohort.label, (self.name,), points, ciphers, len(prepared.persons), width
+            )
             out.append(Outgoing("", self._shuffled(rows, task)))
         return [Outgoing(task.next_hop(o.rows), o.rows) for o in out]
 
@@ -173,11 +185,15 @@ class TallyNode:
         if self.name in rows.applied:
             raise ProtocolStateError(f"{self.name} already applied its secret to {rows.cohort!r}")
         if task.next_hop(rows) != self.name:
-            raise ProtocolStateError(f"row set for {rows.cohort!r} reached {self.name} out of ring order")
+            raise ProtocolStateError(
+                f"row set for {rows.cohort!r} reached {self.name} out of ring order"
+            )
         points = self.engine.blind(self._secret(task), rows.point_list())
         ciphers = ciphertexts_from_bytes(rows.ciphertexts, task.public_key) if rows.width else []
         ciphers = self._encryptor(task).rerandomize_many(ciphers) if ciphers else []
-        moved = _pack(task, rows.cohort, (*rows.applied, self.name), points, ciphers, rows.rows, rows.width)
+        moved = _pack(
+            task, rows.cohort, (*rows.applied, self.name), points, ciphers, rows.rows, rows.width
+        )
         moved = self._shuffled(moved, task)
         return Outgoing(task.next_hop(moved), moved)
 
@@ -253,7 +269,9 @@ class Joiner:
         ids = {c: token_ids(r.points, r.rows, r.slots) for c, r in self.received.items()}
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
         self.link_result = link_cohorts(
-            ids, self.task.spec.linkage.keys.group_slices, self.task.spec.linkage.keys.comparison,
+            ids,
+            self.task.spec.linkage.keys.group_slices,
+            self.task.spec.linkage.keys.comparison,
             settings=settings,
         )
         return self.link_result
@@ -261,7 +279,9 @@ class Joiner:
     def members(self, cohort: str) -> list[int]:
         """Rows of `cohort` linked to some row of another cohort (match: requester only)."""
         if self.task.spec.kind != "match" or cohort != self.task.spec.requester:
-            raise ProtocolStateError("membership is only revealed to the requester of a match query")
+            raise ProtocolStateError(
+                "membership is only revealed to the requester of a match query"
+            )
         result = self.link_result or self.link()
         return sorted(e[cohort] for e in result.entities if cohort in e and len(e) > 1)
 
@@ -278,14 +298,17 @@ class Joiner:
             return EncryptedTally(self.task.query_id, "count", 0, b"", len(chosen))
         encryptor = Encryptor(pk)
         ciphers = {
-            c: ciphertexts_from_bytes(r.ciphertexts, pk) if r.width else [] for c, r in self.received.items()
+            c: ciphertexts_from_bytes(r.ciphertexts, pk) if r.width else []
+            for c, r in self.received.items()
         }
         if layout.mode == "onehot":
             out = self._sum_onehot(layout, chosen, ciphers, encryptor)
         else:
             out = self._codes(layout, chosen, ciphers, encryptor)
-        return EncryptedTally(self.task.query_id, layout.mode, pk.ciphertext_bytes, ciphertexts_to_bytes(out),
-                              len(chosen))  # fmt: skip
+        body = ciphertexts_to_bytes(out)
+        return EncryptedTally(
+            self.task.query_id, layout.mode, pk.ciphertext_bytes, body, len(chosen)
+        )
 
     def _sum_onehot(
         self,
@@ -390,7 +413,9 @@ class HubTally:
             min_cell=self.spec.min_cell,
             rounding=self.spec.rounding,
         )
-        return TallyResult(self.query_id, self.layout.dimensions, histogram, message.population, released)
+        return TallyResult(
+            self.query_id, self.layout.dimensions, histogram, message.population, released
+        )
 
 
 def new_query_id() -> str:

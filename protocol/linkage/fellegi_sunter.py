@@ -75,7 +75,10 @@ class FSModel:
 def level_frequencies(levels: IntArray, counts: IntArray, sizes: Sequence[int]) -> list[FloatArray]:
     """Per feature, the smoothed share of pairs at each level."""
     weights = counts.astype(np.float64)
-    return [_normalize(np.bincount(levels[:, f], weights=weights, minlength=size)) for f, size in enumerate(sizes)]
+    return [
+        _normalize(np.bincount(levels[:, f], weights=weights, minlength=size).astype(np.float64))
+        for f, size in enumerate(sizes)
+    ]
 
 
 def fit_em(
@@ -150,4 +153,5 @@ def _maximize(
 def _normalize(values: FloatArray) -> FloatArray:
     # Half a pair of pseudo-count per level keeps unseen levels from weights of +-27 nats.
     smoothed = values + SMOOTHING
-    return smoothed / smoothed.sum()
+    out: FloatArray = smoothed / smoothed.sum()
+    return out

@@ -231,13 +231,13 @@ def _validate(
     known = {g.name for g in groups}
     placed: set[str] = set()
     for feature, members in features:
-        for g in members:
-            if g not in known or g in placed:
+        for member in members:
+            if member not in known or member in placed:
                 raise InvalidSpec(
-                    f"key profile {name!r}: feature {feature!r} lists group {g!r}, which is "
+                    f"key profile {name!r}: feature {feature!r} lists group {member!r}, which is "
                     "unknown or already in another feature"
                 )
-            placed.add(g)
+            placed.add(member)
     if not groups:
         raise InvalidSpec(f"key profile {name!r} has no groups")
     seen: set[str] = set()
@@ -246,7 +246,9 @@ def _validate(
             raise InvalidSpec(f"key profile {name!r}: group {g.name!r} appears twice")
         seen.add(g.name)
         if g.slots < 1 or not g.templates:
-            raise InvalidSpec(f"key profile {name!r}: group {g.name!r} needs slots >= 1 and a template")
+            raise InvalidSpec(
+                f"key profile {name!r}: group {g.name!r} needs slots >= 1 and a template"
+            )
         for template in g.templates:
             unknown = [f for f in template if f not in FIELDS]
             if unknown or not template:
@@ -269,17 +271,37 @@ STANDARD: Mapping[str, Any] = {
         },
         {"name": "name_dob", "slots": 1, "templates": [["first", "last", "dob"]]},
         {"name": "name_pair_dob", "slots": 1, "templates": [["name_pair", "dob"]]},
-        {"name": "first_typo_dob", "slots": _FIRST_PREFIX + 1, "templates": [["first_del", "last", "dob"]]},
-        {"name": "last_typo_dob", "slots": _LAST_PREFIX + 1, "templates": [["first", "last_del", "dob"]]},
+        {
+            "name": "first_typo_dob",
+            "slots": _FIRST_PREFIX + 1,
+            "templates": [["first_del", "last", "dob"]],
+        },
+        {
+            "name": "last_typo_dob",
+            "slots": _LAST_PREFIX + 1,
+            "templates": [["first", "last_del", "dob"]],
+        },
         {"name": "nickname_dob", "slots": 4, "templates": [["first_forms", "last", "dob"]]},
-        {"name": "name_dob_swap", "slots": 2, "templates": [["first", "last", "dob"], ["first", "last", "dob_swapped"]]},
+        {
+            "name": "name_dob_swap",
+            "slots": 2,
+            "templates": [["first", "last", "dob"], ["first", "last", "dob_swapped"]],
+        },
         {"name": "first_dob", "slots": 1, "templates": [["first", "dob"]]},
         {"name": "surname_part_dob", "slots": 2, "templates": [["first", "last_parts", "dob"]]},
-        {"name": "phonetic_year", "slots": 1, "templates": [["first_soundex", "last_soundex", "birth_year"]]},
+        {
+            "name": "phonetic_year",
+            "slots": 1,
+            "templates": [["first_soundex", "last_soundex", "birth_year"]],
+        },
         {
             "name": "name_dob_partial",
             "slots": 3,
-            "templates": [["first", "last", "dob_ym"], ["first", "last", "dob_yd"], ["first", "last", "dob_md"]],
+            "templates": [
+                ["first", "last", "dob_ym"],
+                ["first", "last", "dob_yd"],
+                ["first", "last", "dob_md"],
+            ],
         },
         {"name": "name_zip", "slots": 1, "templates": [["first", "last", "zip"]]},
         {"name": "first_sound_dob_zip", "slots": 1, "templates": [["first_soundex", "dob", "zip"]]},
@@ -288,8 +310,16 @@ STANDARD: Mapping[str, Any] = {
     "features": {
         "ssn": ["ssn", "ssn_part_first"],
         "name_dob": [
-            "name_dob", "name_pair_dob", "nickname_dob", "first_typo_dob", "last_typo_dob",
-            "surname_part_dob", "name_dob_swap", "name_dob_partial", "first_dob", "phonetic_year",
+            "name_dob",
+            "name_pair_dob",
+            "nickname_dob",
+            "first_typo_dob",
+            "last_typo_dob",
+            "surname_part_dob",
+            "name_dob_swap",
+            "name_dob_partial",
+            "first_dob",
+            "phonetic_year",
         ],
         "zip": ["name_zip", "first_sound_dob_zip"],
     },

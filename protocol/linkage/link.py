@@ -62,9 +62,7 @@ class LinkResult:
 
     def links(self, left: str, right: str) -> list[tuple[int, int]]:
         """Row pairs (left row, right row) that ended in one entity."""
-        return sorted(
-            (e[left], e[right]) for e in self.entities if left in e and right in e
-        )
+        return sorted((e[left], e[right]) for e in self.entities if left in e and right in e)
 
 
 def score_pair(
@@ -88,7 +86,9 @@ def score_pair(
     # own rows), so EM only has to find m and the match share.
     within = [_within_levels(rows, group_slices, comparison, settings) for rows in (left, right)]
     u = level_frequencies(
-        np.concatenate([w[0] for w in within]), np.concatenate([w[1] for w in within]), comparison.sizes
+        np.concatenate([w[0] for w in within]),
+        np.concatenate([w[1] for w in within]),
+        comparison.sizes,
     )
     model = fit_em(vectors, vector_counts, sizes=comparison.sizes, u=u)
     pattern_score = dict(zip(uniq.tolist(), model.log_odds(levels).tolist(), strict=True))
@@ -98,14 +98,19 @@ def score_pair(
 
 def _pattern_counts(patterns: IdArray, all_pairs: int) -> tuple[IdArray, IdArray]:
     """Distinct patterns and their counts; pairs not compared share no token (pattern 0)."""
-    uniq, inverse, counts = np.unique(np.concatenate((patterns, [0])), return_inverse=True, return_counts=True)
+    uniq, inverse, counts = np.unique(
+        np.concatenate((patterns, [0])), return_inverse=True, return_counts=True
+    )
     counts[inverse[-1]] += all_pairs - len(patterns) - 1
     keep = counts > 0
     return uniq[keep], counts[keep]
 
 
 def _within_levels(
-    rows: IdArray, group_slices: Sequence[tuple[int, int]], comparison: Comparison, settings: LinkSettings
+    rows: IdArray,
+    group_slices: Sequence[tuple[int, int]],
+    comparison: Comparison,
+    settings: LinkSettings,
 ) -> tuple[IdArray, IdArray]:
     ia, ib = candidate_pairs(rows, rows, max_pairs_per_token=settings.max_pairs_per_token)
     upper = ia < ib
@@ -140,7 +145,9 @@ def link_cohorts(
             )
             pairs.append(scored)
             for k in scored.accepted(settings).tolist():
-                edges.append((float(scored.score[k]), (a, int(scored.ia[k])), (b, int(scored.ib[k]))))
+                edges.append(
+                    (float(scored.score[k]), (a, int(scored.ia[k])), (b, int(scored.ib[k])))
+                )
     clusters = _Clusters(names, cohorts)
     ambiguous = clusters.merge_by_level(edges)
     return LinkResult(entities=clusters.entities(), pairs=pairs, ambiguous_rows=ambiguous)

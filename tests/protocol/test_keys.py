@@ -32,7 +32,9 @@ def one_edit(name: str, draw_pos: int, letter: str, kind: int) -> str:
 
 
 @given(NAMES, st.integers(0, 20), st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), st.integers(0, 3))
-def test_names_one_edit_apart_share_a_deletion_variant(name: str, pos: int, letter: str, kind: int) -> None:
+def test_names_one_edit_apart_share_a_deletion_variant(
+    name: str, pos: int, letter: str, kind: int
+) -> None:
     other = one_edit(name, pos, letter, kind)
     for prefix in (7, 8):
         assert set(deletion_variants(name, prefix)) & set(deletion_variants(other, prefix))
@@ -83,7 +85,9 @@ def test_standard_profile_budget_is_about_forty_tokens() -> None:
         ({"ssn": "123-45-6870", "last_name": "Jones"}, {"ssn_part_first", "first_dob"}),
     ],
 )
-def test_each_error_kind_keeps_some_group_in_agreement(change: dict[str, str], must_agree: set[str]) -> None:
+def test_each_error_kind_keeps_some_group_in_agreement(
+    change: dict[str, str], must_agree: set[str]
+) -> None:
     assert must_agree <= agreeing(person(), person(**change))
 
 
@@ -92,7 +96,9 @@ def test_nickname_group_links_bill_and_william() -> None:
 
 
 def test_unrelated_people_share_no_group() -> None:
-    other = person(first_name="Maria", last_name="Lopez", dob="1999-11-23", ssn="234-56-7891", zip="06511")
+    other = person(
+        first_name="Maria", last_name="Lopez", dob="1999-11-23", ssn="234-56-7891", zip="06511"
+    )
     assert agreeing(person(), other) == set()
 
 
@@ -107,7 +113,9 @@ def test_missing_keys_become_distinct_random_items() -> None:
 def test_profile_is_data_and_round_trips() -> None:
     profile = load_profile(STANDARD)
     assert KeyProfile.from_dict(profile.to_dict()) == profile
-    custom = load_profile({"name": "tiny", "groups": [{"name": "ssn", "slots": 1, "templates": [["ssn"]]}]})
+    custom = load_profile(
+        {"name": "tiny", "groups": [{"name": "ssn", "slots": 1, "templates": [["ssn"]]}]}
+    )
     assert custom.slots == 1
 
 
@@ -116,8 +124,14 @@ def test_profile_is_data_and_round_trips() -> None:
     [
         ("nope", "unknown key profile 'nope'"),
         ({"name": "x", "groups": []}, "has no groups"),
-        ({"name": "x", "groups": [{"name": "a", "slots": 1, "templates": [["shoe_size"]]}]}, "unknown field"),
-        ({"name": "x", "groups": [{"name": "a", "slots": 0, "templates": [["ssn"]]}]}, "slots >= 1"),
+        (
+            {"name": "x", "groups": [{"name": "a", "slots": 1, "templates": [["shoe_size"]]}]},
+            "unknown field",
+        ),
+        (
+            {"name": "x", "groups": [{"name": "a", "slots": 0, "templates": [["ssn"]]}]},
+            "slots >= 1",
+        ),
         ({"name": "x"}, "malformed"),
     ],
 )

@@ -14,13 +14,21 @@ SLICES = [(0, 1), (1, 3), (3, 4)]
 
 
 def rows_strategy(max_rows: int = 12) -> st.SearchStrategy[np.ndarray]:
-    return st.integers(1, max_rows).flatmap(
-        lambda n: st.lists(st.lists(st.integers(0, 15), min_size=4, max_size=4), min_size=n, max_size=n)
-    ).map(lambda rows: np.array(rows, dtype=np.int64))
+    return (
+        st.integers(1, max_rows)
+        .flatmap(
+            lambda n: st.lists(
+                st.lists(st.integers(0, 15), min_size=4, max_size=4), min_size=n, max_size=n
+            )
+        )
+        .map(lambda rows: np.array(rows, dtype=np.int64))
+    )
 
 
 @given(rows_strategy(), rows_strategy())
-def test_candidates_are_exactly_the_pairs_sharing_a_token(left: np.ndarray, right: np.ndarray) -> None:
+def test_candidates_are_exactly_the_pairs_sharing_a_token(
+    left: np.ndarray, right: np.ndarray
+) -> None:
     ia, ib = candidate_pairs(left, right, max_pairs_per_token=10**9)
     got = set(zip(ia.tolist(), ib.tolist(), strict=True))
     want = {
@@ -33,7 +41,9 @@ def test_candidates_are_exactly_the_pairs_sharing_a_token(left: np.ndarray, righ
 
 
 @given(rows_strategy(), rows_strategy())
-def test_patterns_mark_groups_whose_token_sets_intersect(left: np.ndarray, right: np.ndarray) -> None:
+def test_patterns_mark_groups_whose_token_sets_intersect(
+    left: np.ndarray, right: np.ndarray
+) -> None:
     ia, ib = candidate_pairs(left, right, max_pairs_per_token=10**9)
     patterns = agreement_patterns(left, right, ia, ib, SLICES)
     for i, j, p in zip(ia.tolist(), ib.tolist(), patterns.tolist(), strict=True):
@@ -73,7 +83,9 @@ def test_em_separates_matches_from_non_matches() -> None:
         assert scores[4] > scores[5] > scores[1]
 
 
-def entity_sets(entities: list[dict[str, int]], relabel: dict[str, list[int]] | None = None) -> set[frozenset[tuple[str, int]]]:
+def entity_sets(
+    entities: list[dict[str, int]], relabel: dict[str, list[int]] | None = None
+) -> set[frozenset[tuple[str, int]]]:
     out = set()
     for e in entities:
         out.add(frozenset((c, relabel[c][r] if relabel else r) for c, r in e.items()))

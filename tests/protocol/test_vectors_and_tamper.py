@@ -107,13 +107,13 @@ def test_truncated_or_padded_row_sets_are_rejected() -> None:
 def test_any_flipped_byte_in_a_sealed_envelope_is_rejected() -> None:
     alice, bob = PartyKeys.generate(), PartyKeys.generate()
     payload = rowset().to_bytes()
-    sealed = seal(payload, sender="DCF", keys=alice, recipient="JJ", to=bob.public, query_id="q1", step="rows")
-    opened = open_sealed(sealed, sender="DCF", frm=alice.public, recipient="JJ", keys=bob, query_id="q1", step="rows")
+    ctx = {"sender": "DCF", "recipient": "JJ", "query_id": "q1", "step": "rows"}
+    sealed = seal(payload, keys=alice, to=bob.public, **ctx)
+    opened = open_sealed(sealed, frm=alice.public, keys=bob, **ctx)
     assert opened == payload
     for i in range(0, len(sealed), 7):
         with pytest.raises(EnvelopeError, match="failed authentication"):
-            open_sealed(flip_byte(sealed, i), sender="DCF", frm=alice.public, recipient="JJ", keys=bob,
-                        query_id="q1", step="rows")  # fmt: skip
+            open_sealed(flip_byte(sealed, i), frm=alice.public, keys=bob, **ctx)
 
 
 @pytest.mark.parametrize(
