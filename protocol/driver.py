@@ -209,3 +209,37 @@ def match_members(run: TallyRun) -> list[str]:
     node = run.nodes[spec.cohorts[requester].node]
     persons = node.prepared[requester].persons
     return sorted(r.record_id for row in run.joiner.members(requester) for r in persons[row])
+
+
+def traced_entities(run: TallyRun, trace: ShuffleTrace) -> list[dict[str, list[PersonRecord]]]:
+    """The joiner's entities mapped back to records through the recorded shuffles.
+
+    Only an evaluation harness that plays every party can do this: it needs every
+    party's permutation, which no real party ever sees.
+    """
+    task = run.joiner.task
+    result = run.joiner.link_result
+    if result is None:
+        raise ValueError("the run has no link result")
+    back: dict[str, list[int]] = {}
+    for label, cohort in task.spec.cohorts.items():
+        start = task.ring.index(cohort.node)
+        order = [*task.ring[start:], *task.ring[:start]]
+        back[label] = trace.original_index(label, order)
+    out = []
+    for entity in result.entities:
+        members = {}
+        for label, row in entity.items():
+            prepared = run.nodes[task.spec.cohorts[label].node].prepared[label]
+            index = back[label][row] if back[label] else row
+            members[label] = prepared.persons[index]
+        out.append(members)
+    return out
+
+
+def reference_entities(ref: ReferenceRun) -> list[dict[str, list[PersonRecord]]]:
+    """The reference's entities as records."""
+    return [
+        {label: ref.prepared[label].persons[row] for label, row in e.items()}
+        for e in ref.links.entities
+    ]

@@ -18,9 +18,11 @@ from protocol.driver import (
     NodeData,
     ShuffleTrace,
     match_members,
+    reference_entities,
     reference_tally,
     run_exact_count,
     run_tally,
+    traced_entities,
 )
 from protocol.records import PersonRecord
 from protocol.spec import parse_spec
@@ -103,35 +105,16 @@ def test_two_party_private_tally_equals_reference(
     assert run.result.population == ref.population
 
 
-def ring_from(origin: str, ring: Sequence[str]) -> list[str]:
-    i = list(ring).index(origin)
-    return [*ring[i:], *ring[:i]]
+def as_ids(entities: list[dict[str, list[PersonRecord]]]) -> set[frozenset[tuple[str, str]]]:
+    return {frozenset((label, recs[0].record_id) for label, recs in e.items()) for e in entities}
 
 
 def private_links(run: Any, trace: ShuffleTrace) -> set[frozenset[tuple[str, str]]]:
-    """Entities of the private run as sets of (cohort, first record id), via recorded shuffles."""
-    task = run.joiner.task
-    assert run.joiner.link_result is not None
-    back = {}
-    for label, cohort in task.spec.cohorts.items():
-        back[label] = trace.original_index(label, ring_from(cohort.node, task.ring))
-    out = set()
-    for entity in run.joiner.link_result.entities:
-        members = []
-        for label, row in entity.items():
-            prepared = run.nodes[task.spec.cohorts[label].node].prepared[label]
-            members.append((label, prepared.persons[back[label][row]][0].record_id))
-        out.add(frozenset(members))
-    return out
+    return as_ids(traced_entities(run, trace))
 
 
 def reference_links(ref: Any) -> set[frozenset[tuple[str, str]]]:
-    return {
-        frozenset(
-            (label, ref.prepared[label].persons[row][0].record_id) for label, row in e.items()
-        )
-        for e in ref.links.entities
-    }
+    return as_ids(reference_entities(ref))
 
 
 @pytest.mark.parametrize("seed", [11, 12])
