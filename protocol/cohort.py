@@ -145,8 +145,24 @@ class PreparedCohort:
     label: str
     persons: list[list[PersonRecord]]
     normalized: list[list[NormalizedPerson]]
-    slots: list[list[str | None]]
+    profile: KeyProfile
     selected_records: int
+    _slots: list[list[str | None]] | None = None
+
+    @property
+    def slots(self) -> list[list[str | None]]:
+        """Each person's key slots (computed on first use: the private path derives them in
+        worker processes instead)."""
+        if self._slots is None:
+            self._slots = [self.profile.row_tokens(n) for n in self.normalized]
+        return self._slots
+
+
+Normalizer = Callable[[Sequence[PersonRecord], dt.date], list[NormalizedPerson]]
+
+
+def normalize_records(records: Sequence[PersonRecord], as_of: dt.date) -> list[NormalizedPerson]:
+    return [normalize_person(r, today=as_of) for r in records]
 
 
 def prepare_cohort(
@@ -155,15 +171,16 @@ def prepare_cohort(
     *,
     where: WhereClause,
     profile: KeyProfile,
+    normalize: Normalizer = normalize_records,
 ) -> PreparedCohort:
-    """Select a cohort's records, group them into persons, and derive each person's slots.
+    """Select a cohort's records and group them into persons.
 
     Records are grouped by the agency's own person id and by exact local identity
     (valid SSN with DOB, or first name, last name and DOB): the node links its own
     records in the clear, which is allowed, so that one person makes one row.
     """
     chosen = [r for r in records if where.matches(r)]
-    normalized = [normalize_person(r, today=where.as_of) for r in chosen]
+    normalized = normalize(chosen, where.as_of)
     parent = list(range(len(chosen)))
 
     def find(i: int) -> int:
@@ -184,8 +201,7 @@ def prepare_cohort(
         groups.setdefault(find(i), []).append(i)
     persons = [[chosen[i] for i in members] for members in groups.values()]
     norm = [[normalized[i] for i in members] for members in groups.values()]
-    slots = [profile.row_tokens(n) for n in norm]
-    return PreparedCohort(label, persons, norm, slots, len(chosen))
+    return PreparedCohort(label, persons, norm, profile, len(chosen))
 
 
 def _local_keys(record: PersonRecord, person: NormalizedPerson) -> list[tuple[str, ...]]:

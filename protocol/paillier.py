@@ -230,6 +230,21 @@ class PrivateKey:
         value = self.decrypt(c)
         return value - self.public_key.n if value > self.public_key.n // 2 else value
 
+    def to_bytes(self) -> bytes:
+        """The smaller prime p, big-endian, for a holder that must encrypt it at rest."""
+        if self._phe is None:
+            raise ProtocolStateError("this private key was destroyed; it cannot be exported")
+        p = min(int(self._phe.p), int(self._phe.q))
+        return p.to_bytes((p.bit_length() + 7) // 8, "big")
+
+    @classmethod
+    def from_bytes(cls, public_key: PublicKey, data: bytes) -> PrivateKey:
+        """Rebuild from `to_bytes()`; q is n / p. Refuses a p that does not divide n."""
+        p = int.from_bytes(data, "big")
+        if p <= 1 or public_key.n % p:
+            raise MalformedMessage("private key bytes do not hold a factor of the public key's n")
+        return cls(public_key, p, public_key.n // p)
+
     def destroy(self) -> None:
         """Drop the secret numbers. Python cannot wipe memory; this removes every reference."""
         if self._phe is not None:

@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import random
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from protocol.blinding import CurveEngine
+from protocol.blinding import CHUNK, CurveEngine
 from protocol.cohort import PreparedCohort, WhereClause, prepare_cohort
 from protocol.disclosure import ReleasedTable, protect
 from protocol.errors import MalformedMessage, ProtocolStateError
@@ -33,7 +35,6 @@ from protocol.groups import (
     contribution,
     decode_code,
 )
-from protocol.linkage.keys import fill_slots
 from protocol.linkage.link import LinkResult, LinkSettings, link_cohorts
 from protocol.messages import POINT_SIZE, EncryptedTally, RowSet
 from protocol.paillier import (
@@ -46,11 +47,15 @@ from protocol.paillier import (
     generate_keypair,
     sum_ciphertexts,
 )
-from protocol.records import PersonRecord
+from protocol.records import NormalizedPerson, PersonRecord
 from protocol.setexpr import Population, parse_population
 from protocol.spec import QuerySpec
+from protocol.timing import timed
+from protocol.workers import derive_and_blind, encrypt_chunk, normalize_chunk, rerandomize_chunk
 
 MAX_COUNT = (1 << 32) - 1
+# A Paillier operation costs about as much as this many curve operations (inline or pool).
+PAILLIER_WEIGHT = 5
 Shuffler = Callable[[str, int], list[int]]
 
 
@@ -141,6 +146,7 @@ class TallyNode:
         self._secrets: dict[str, bytes] = {}
         self._encryptors: dict[str, Encryptor] = {}
         self.prepared: dict[str, PreparedCohort] = {}
+        self.timings: dict[str, float] = {}
 
     def _secret(self, task: TallyTask) -> bytes:
         return self._secrets.setdefault(task.query_id, self.engine.new_secret())
@@ -155,26 +161,63 @@ class TallyNode:
         self._secrets.pop(query_id, None)
         self._encryptors.pop(query_id, None)
 
+    def export_state(self, task: TallyTask) -> tuple[bytes, bytes]:
+        """The query's blinding secret and encryptor state, created now if this node has none.
+
+        A node service persists both before the first step, so a restarted node blinds
+        every later row set with the same secret (see `restore`).
+        """
+        return self._secret(task), self._encryptor(task).state()
+
+    def restore(self, task: TallyTask, secret: bytes, encryptor_state: bytes) -> None:
+        """Resume a query after a restart with the secret and state `export_state` gave."""
+        self._secrets[task.query_id] = secret
+        self._encryptors[task.query_id] = Encryptor.from_state(task.public_key, encryptor_state)
+
     def start(self, task: TallyTask) -> list[Outgoing]:
         """Blind and encrypt this node's cohorts; rows leave shuffled."""
         layout = task.layout()
+        secret = self._secret(task)
+        profile_json = json.dumps(task.spec.linkage.keys.to_dict(), sort_keys=True)
         out = []
         for cohort in task.spec.cohorts_of(self.name):
             where = WhereClause(cohort.where, self.columns, as_of=task.spec.as_of)
-            prepared = prepare_cohort(
-                cohort.label, self.records, where=where, profile=task.spec.linkage.keys
-            )
+            with timed(self.timings, "prepare"):
+                prepared = prepare_cohort(
+                    cohort.label,
+                    self.records,
+                    where=where,
+                    profile=task.spec.linkage.keys,
+                    normalize=self._normalize,
+                )
             self.prepared[cohort.label] = prepared
-            items = [t for row in prepared.slots for t in fill_slots(row)]
-            points = self.engine.hash_and_blind(self._secret(task), items)
-            plaintexts = [
-                contribution(layout, cohort.label, p, task.spec) for p in prepared.persons
+            persons = prepared.normalized
+            step = max(1, CHUNK // task.spec.linkage.keys.slots)
+            chunks = [
+                (self.engine.name, secret, profile_json, persons[i : i + step])
+                for i in range(0, len(persons), step)
             ]
-            width = layout.width(cohort.label)
-            flat = [m for row in plaintexts for m in row]
-            ciphers = self._encryptor(task).encrypt_many(flat) if flat else []
-            rows = _pack(
-                task, cohort.label, (self.name,), points, ciphers, len(prepared.persons), width
+            weight = len(persons) * task.spec.linkage.keys.slots
+            self.engine.count(weight)
+            with timed(self.timings, "curve"):
+                points = b"".join(self.engine.map(derive_and_blind, chunks, weight=weight))
+            with timed(self.timings, "paillier"):
+                plaintexts = [
+                    m
+                    for p in prepared.persons
+                    for m in contribution(layout, cohort.label, p, task.spec)
+                ]
+                ciphers = self._paillier(task, encrypt_chunk, plaintexts)
+            rows = RowSet(
+                query_id=task.query_id,
+                cohort=cohort.label,
+                applied=(self.name,),
+                rows=len(persons),
+                slots=task.spec.linkage.keys.slots,
+                width=layout.width(cohort.label),
+                cipher_bytes=task.public_key.ciphertext_bytes,
+                points=points,
+                ciphertexts=ciphers,
             )
             out.append(Outgoing("", self._shuffled(rows, task)))
         return [Outgoing(task.next_hop(o.rows), o.rows) for o in out]
@@ -188,53 +231,62 @@ class TallyNode:
             raise ProtocolStateError(
                 f"row set for {rows.cohort!r} reached {self.name} out of ring order"
             )
-        points = self.engine.blind(self._secret(task), rows.point_list())
-        ciphers = ciphertexts_from_bytes(rows.ciphertexts, task.public_key) if rows.width else []
-        ciphers = self._encryptor(task).rerandomize_many(ciphers) if ciphers else []
-        moved = _pack(
-            task, rows.cohort, (*rows.applied, self.name), points, ciphers, rows.rows, rows.width
+        with timed(self.timings, "curve"):
+            points = self.engine.blind_packed(self._secret(task), rows.points)
+        with timed(self.timings, "paillier"):
+            step = CHUNK // 8 * task.public_key.ciphertext_bytes
+            key, state = task.public_key.to_bytes(), self._encryptor(task).state()
+            chunks = [
+                (key, state, rows.ciphertexts[i : i + step])
+                for i in range(0, len(rows.ciphertexts), step)
+            ]
+            weight = rows.rows * rows.width * PAILLIER_WEIGHT
+            ciphers = b"".join(self.engine.map(rerandomize_chunk, chunks, weight=weight))
+        moved = replace(
+            rows, applied=(*rows.applied, self.name), points=points, ciphertexts=ciphers
         )
         moved = self._shuffled(moved, task)
         return Outgoing(task.next_hop(moved), moved)
 
+    def _normalize(self, records: Sequence[PersonRecord], as_of: dt.date) -> list[NormalizedPerson]:
+        step = CHUNK // 4
+        chunks = [(records[i : i + step], as_of) for i in range(0, len(records), step)]
+        return [
+            p
+            for part in self.engine.map(normalize_chunk, chunks, weight=len(records) * 4)
+            for p in part
+        ]
+
+    def _paillier(
+        self, task: TallyTask, fn: Callable[..., bytes], plaintexts: Sequence[int]
+    ) -> bytes:
+        if not plaintexts:
+            return b""
+        step = CHUNK // 8
+        key, state = task.public_key.to_bytes(), self._encryptor(task).state()
+        chunks = [(key, state, plaintexts[i : i + step]) for i in range(0, len(plaintexts), step)]
+        return b"".join(self.engine.map(fn, chunks, weight=len(plaintexts) * PAILLIER_WEIGHT))
+
     def _shuffled(self, rows: RowSet, task: TallyTask) -> RowSet:
         if task.keeps_order(rows.cohort):
             return rows
-        order = self.shuffle(f"{self.name}:{rows.cohort}", rows.rows)
-        return _permute(rows, order)
-
-
-def _pack(
-    task: TallyTask,
-    cohort: str,
-    applied: tuple[str, ...],
-    points: Sequence[bytes],
-    ciphers: Sequence[Ciphertext],
-    rows: int,
-    width: int,
-) -> RowSet:
-    return RowSet(
-        query_id=task.query_id,
-        cohort=cohort,
-        applied=applied,
-        rows=rows,
-        slots=task.spec.linkage.keys.slots,
-        width=width,
-        cipher_bytes=task.public_key.ciphertext_bytes,
-        points=b"".join(points),
-        ciphertexts=ciphertexts_to_bytes(ciphers) if ciphers else b"",
-    )
+        with timed(self.timings, "shuffle"):
+            order = self.shuffle(f"{self.name}:{rows.cohort}", rows.rows)
+            return _permute(rows, order)
 
 
 def _permute(rows: RowSet, order: Sequence[int]) -> RowSet:
-    if sorted(order) != list(range(rows.rows)):
+    if len(order) != rows.rows:
         raise ProtocolStateError("a shuffle must be a permutation of the rows")
-    pw = rows.slots * POINT_SIZE
-    cw = rows.width * rows.cipher_bytes
-    points = b"".join(rows.points[i * pw : (i + 1) * pw] for i in order)
-    ciphers = b"".join(rows.ciphertexts[i * cw : (i + 1) * cw] for i in order) if cw else b""
-    return RowSet(rows.query_id, rows.cohort, rows.applied, rows.rows, rows.slots, rows.width,
-                  rows.cipher_bytes, points, ciphers)  # fmt: skip
+    index = np.asarray(order, dtype=np.int64)
+    if rows.rows and not np.array_equal(np.sort(index), np.arange(rows.rows)):
+        raise ProtocolStateError("a shuffle must be a permutation of the rows")
+    points = np.frombuffer(rows.points, dtype=np.uint8).reshape(rows.rows, -1)[index].tobytes()
+    ciphers = rows.ciphertexts
+    if rows.width:
+        table = np.frombuffer(rows.ciphertexts, dtype=np.uint8).reshape(rows.rows, -1)
+        ciphers = table[index].tobytes()
+    return replace(rows, points=points, ciphertexts=ciphers)
 
 
 def token_ids(points: bytes, rows: int, slots: int) -> np.ndarray:
@@ -252,6 +304,7 @@ class Joiner:
     shuffle: Shuffler = system_shuffle
     received: dict[str, RowSet] = field(default_factory=dict)
     link_result: LinkResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     def receive(self, rows: RowSet) -> None:
         _validate_task_rows(self.task, rows)
@@ -266,6 +319,10 @@ class Joiner:
         return set(self.received) == set(self.task.spec.cohorts)
 
     def link(self) -> LinkResult:
+        with timed(self.timings, "link"):
+            return self._link()
+
+    def _link(self) -> LinkResult:
         ids = {c: token_ids(r.points, r.rows, r.slots) for c, r in self.received.items()}
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
         self.link_result = link_cohorts(
@@ -296,16 +353,17 @@ class Joiner:
         pk = self.task.public_key
         if layout.mode == "count":
             return EncryptedTally(self.task.query_id, "count", 0, b"", len(chosen))
-        encryptor = Encryptor(pk)
-        ciphers = {
-            c: ciphertexts_from_bytes(r.ciphertexts, pk) if r.width else []
-            for c, r in self.received.items()
-        }
-        if layout.mode == "onehot":
-            out = self._sum_onehot(layout, chosen, ciphers, encryptor)
-        else:
-            out = self._codes(layout, chosen, ciphers, encryptor)
-        body = ciphertexts_to_bytes(out)
+        with timed(self.timings, "paillier"):
+            encryptor = Encryptor(pk)
+            ciphers = {
+                c: ciphertexts_from_bytes(r.ciphertexts, pk) if r.width else []
+                for c, r in self.received.items()
+            }
+            if layout.mode == "onehot":
+                out = self._sum_onehot(layout, chosen, ciphers, encryptor)
+            else:
+                out = self._codes(layout, chosen, ciphers, encryptor)
+            body = ciphertexts_to_bytes(out)
         return EncryptedTally(
             self.task.query_id, layout.mode, pk.ciphertext_bytes, body, len(chosen)
         )
@@ -386,10 +444,26 @@ class HubTally:
             joiner = requester
         self.task = TallyTask(self.query_id, spec, self.public_key, ring, joiner or ring[-1])
         self.layout = self.task.layout()
+        self.timings: dict[str, float] = {}
 
     def finish(self, message: EncryptedTally) -> TallyResult:
         if message.query_id != self.query_id or message.mode != self.layout.mode:
             raise ProtocolStateError("the encrypted tally belongs to another query or layout")
+        with timed(self.timings, "paillier"):
+            histogram = self._decrypt(message)
+        self._private_key.destroy()
+        released = protect(
+            histogram,
+            dimensions=self.layout.dimensions,
+            levels=self.layout.levels,
+            min_cell=self.spec.min_cell,
+            rounding=self.spec.rounding,
+        )
+        return TallyResult(
+            self.query_id, self.layout.dimensions, histogram, message.population, released
+        )
+
+    def _decrypt(self, message: EncryptedTally) -> dict[tuple[str, ...], int]:
         histogram: dict[tuple[str, ...], int] = {}
         if self.layout.mode == "count":
             histogram[(TOTAL_LABEL,)] = message.population
@@ -405,17 +479,7 @@ class HubTally:
                 for c in ciphers:
                     key = decode_code(self.layout, self._private_key.decrypt(c))
                     histogram[key] = histogram.get(key, 0) + 1
-        self._private_key.destroy()
-        released = protect(
-            histogram,
-            dimensions=self.layout.dimensions,
-            levels=self.layout.levels,
-            min_cell=self.spec.min_cell,
-            rounding=self.spec.rounding,
-        )
-        return TallyResult(
-            self.query_id, self.layout.dimensions, histogram, message.population, released
-        )
+        return histogram
 
 
 def new_query_id() -> str:

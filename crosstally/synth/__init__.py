@@ -15,7 +15,7 @@ from crosstally.synth.errors import (
     ErrorRates,
 )
 from crosstally.synth.facts import PersonFacts
-from crosstally.synth.pair import make_pair
+from crosstally.synth.pair import make_pair, make_parties
 from crosstally.synth.population import People
 from crosstally.synth.world import AS_OF, SyntheticWorld, generate
 from crosstally.synth.write import TRUTH_FILE, write_world
@@ -37,5 +37,6 @@ __all__ = [
     "SyntheticWorld",
     "generate",
     "make_pair",
+    "make_parties",
     "write_world",
 ]

@@ -69,6 +69,47 @@ def make_pair(
     return left_records, right_records, truth
 
 
+def make_parties(
+    *,
+    records: int,
+    parties: int,
+    overlap: float,
+    seed: int,
+    error_profile: str = "typical",
+) -> tuple[list[list[PersonRecord]], set[tuple[str, ...]]]:
+    """`parties` record lists of `records` each; a share `overlap` of people is on every list.
+
+    For benchmarks of N-party tallies: each list is corrupted independently with the
+    `error_profile` rates; record ids are `A0000001`, `B...`, and so on. Returns the lists
+    and, per shared person, the tuple of their record ids across the lists.
+    """
+    if parties < 2 or parties > 26:
+        raise ValueError(f"parties must be between 2 and 26, got {parties}")
+    if records < 0 or not 0.0 <= overlap <= 1.0:
+        raise ValueError("records must be >= 0 and overlap within [0, 1]")
+    shared = round(overlap * records)
+    total = shared + parties * (records - shared)
+    rng = stream(seed, _PAIR_STREAM + 1)
+    people = draw_people(rng, max(total, 1), as_of=AS_OF, ages=DEFAULT_AGES)
+    order = rng.permutation(total).astype(np.int64)
+    rates = ERROR_PROFILES[error_profile]
+    lists: list[list[PersonRecord]] = []
+    rows_of: list[list[int]] = []
+    for k in range(parties):
+        own = order[shared + k * (records - shared) : shared + (k + 1) * (records - shared)]
+        rows = np.concatenate([order[:shared], own])
+        rows = rows[rng.permutation(len(rows))]
+        style = LEFT_STYLE if k % 2 == 0 else RIGHT_STYLE
+        lists.append(_records(rng, people, rows, chr(ord("A") + k), rates, style))
+        rows_of.append(rows.tolist())
+    positions = [{p: i for i, p in enumerate(rows)} for rows in rows_of]
+    truth = [
+        tuple(lists[k][positions[k][p]].record_id for k in range(parties))
+        for p in order[:shared].tolist()
+    ]
+    return lists, set(truth)
+
+
 def _records(
     rng: np.random.Generator,
     people: People,
