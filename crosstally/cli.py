@@ -41,5 +41,85 @@ def synth(
         console.print(f"{name}: {path}")
 
 
+@app.command()
+def bench(
+    records: int = typer.Option(10_000, help="records per party"),
+    parties: int = typer.Option(2, help="number of parties (2 or more)"),
+    keys: str = typer.Option("standard", help="key profile"),
+    overlap: float = typer.Option(0.1, help="share of people present at every party"),
+    seed: int = typer.Option(1, help="random seed"),
+    workers: int = typer.Option(0, help="worker processes (0: all cores)"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the figures as JSON here"),
+) -> None:
+    """Measure the private tally against its curve-operation bound and openmined-psi."""
+    import json
+
+    from rich.progress import Progress
+
+    from crosstally.bench import run_bench
+    from crosstally.report import bench_table
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("benchmark", total=4)
+
+        def step(description: str) -> None:
+            if progress.tasks[task].description != "benchmark":
+                progress.advance(task)
+            progress.update(task, description=description)
+
+        result = run_bench(records=records, parties=parties, keys=keys, overlap=overlap,
+                           seed=seed, workers=workers or None, step=step)  # fmt: skip
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {json_out}")
+    else:
+        console.print(bench_table(result))
+
+
+@app.command()
+def evaluate(
+    left: Path | None = typer.Option(None, help="left agency extract (CSV or Parquet)"),
+    right: Path | None = typer.Option(None, help="right agency extract (CSV or Parquet)"),
+    truth: Path | None = typer.Option(
+        None, help="true pairs: CSV with left_id,right_id (or a synth truth.csv)"
+    ),
+    map_: Path | None = typer.Option(None, "--map", help="column map (TOML) for both extracts"),
+    left_map: Path | None = typer.Option(None, help="column map for the left extract only"),
+    right_map: Path | None = typer.Option(None, help="column map for the right extract only"),
+    keys: str = typer.Option("standard", help="match-key profile of the private protocol"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the results as JSON"),
+    html_out: Path | None = typer.Option(None, "--html", help="write a self-contained HTML report"),
+    scenario: str | None = typer.Option(
+        None, help="crossover, disconnected or pebt: a synthetic population, both ways, vs truth"
+    ),
+    people: int = typer.Option(5_000, help="synthetic population size for --scenario"),
+    seed: int = typer.Option(7, help="random seed for --scenario"),
+) -> None:
+    """Compare classic hub linkage with the privacy-preserving protocol on the same records."""
+    from crosstally.evaluate.command import run_pair_command, run_scenario_command
+    from crosstally.extract import ExtractError
+    from protocol.errors import InvalidSpec
+
+    try:
+        if scenario is not None:
+            if left or right or truth:
+                raise typer.BadParameter("--scenario generates its own data; drop --left/--right")
+            run_scenario_command(
+                console, scenario=scenario, people=people, seed=seed,
+                json_out=json_out, html_out=html_out,
+            )  # fmt: skip
+            return
+        if left is None or right is None:
+            raise typer.BadParameter("give --left and --right extracts, or --scenario NAME")
+        run_pair_command(
+            console, left=left, right=right, truth=truth,
+            maps=(left_map or map_, right_map or map_), keys=keys,
+            json_out=json_out, html_out=html_out,
+        )  # fmt: skip
+    except (ExtractError, InvalidSpec, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
 if __name__ == "__main__":
     app()

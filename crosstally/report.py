@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from protocol.disclosure import ReleasedTable
+
+if TYPE_CHECKING:
+    from crosstally.bench import BenchResult
 
 
 def released_table(title: str, table: ReleasedTable) -> Table:
@@ -30,3 +35,28 @@ def print_released(console: Console, title: str, table: ReleasedTable) -> None:
     console.print(released_table(title, table))
     for note in table.notes:
         console.print(f"  [dim]{note}[/dim]")
+
+
+def bench_table(result: BenchResult) -> Table:
+    """The benchmark's figures as a two-column table."""
+    out = Table(title=f"crosstally bench: {result.records:,} records x {result.parties} parties")
+    out.add_column("measure")
+    out.add_column("value", justify="right")
+    rows = [
+        ("tokens per record", f"{result.tokens_per_record:.0f}"),
+        ("tally, end to end", f"{result.tally_seconds:.1f} s on {result.workers} cores"),
+        ("curve operations", f"{result.ec_operations:,}"),
+        (
+            "raw rate (one core)",
+            f"hash {result.hash_us_per_op:.0f} us, blind {result.blind_us_per_op:.0f} us",
+        ),
+        ("curve bound", f"{result.ec_bound_seconds:.1f} s"),
+        ("overhead ratio", f"{result.overhead_ratio:.2f}"),
+        ("Paillier", f"{result.paillier_seconds:.1f} s ({result.paillier_share:.1%} of the tally)"),
+        ("openmined-psi cardinality, one key", f"{result.psi_ca_seconds:.1f} s"),
+        ("bytes between parties", f"{result.bytes_exchanged / 1e6:,.1f} MB"),
+        ("peak resident memory", f"{result.peak_rss_mb:,.0f} MB"),
+    ]
+    for name, value in rows:
+        out.add_row(name, value)
+    return out

@@ -65,6 +65,7 @@ class TallyRun:
     nodes: dict[str, TallyNode]
     bytes_exchanged: int
     messages: int
+    hub: HubTally
 
 
 def run_tally(
@@ -115,7 +116,7 @@ def run_tally(
     result = hub.finish(EncryptedTally.from_bytes(final))
     for node in nodes.values():
         node.forget(task.query_id)
-    return TallyRun(result, join, nodes, sent, count)
+    return TallyRun(result, join, nodes, sent, count, hub)
 
 
 @dataclass

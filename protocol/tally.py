@@ -402,13 +402,24 @@ class Joiner:
         encryptor: Encryptor,
     ) -> list[Ciphertext]:
         carriers = layout.carriers()
-        out = []
+        codes = []
         for entity in chosen:
             parts = [ciphers[c][row] for c, row in entity.items() if c in carriers]
             total = sum_ciphertexts(parts, self.task.public_key)
-            out.append(total.add_plain(absent_contribution(layout, set(entity))))
-        order = self.shuffle("joiner", len(out))
-        return encryptor.rerandomize_many([out[i] for i in order])
+            codes.append(total.add_plain(absent_contribution(layout, set(entity))))
+        order = self.shuffle("joiner", len(codes))
+        codes = [codes[i] for i in order]
+        # Pack several codes per ciphertext (Horner: shift by code_bits, add the next), so
+        # the hub decrypts one ciphertext per `per` codes; it learns the same multiset.
+        bits, per = code_packing(layout, self.task.public_key.n_bits)
+        shift = 1 << bits
+        packed = []
+        for i in range(0, len(codes), per):
+            acc = codes[i]
+            for code in codes[i + 1 : i + per]:
+                acc = acc.mul_plain(shift) + code
+            packed.append(acc)
+        return encryptor.rerandomize_many(packed)
 
 
 @dataclass(frozen=True)
@@ -476,10 +487,23 @@ class HubTally:
                     if count:
                         histogram[cell_labels(self.layout, index)] = count
             else:
+                bits, per = code_packing(self.layout, self.public_key.n_bits)
+                remaining = message.population
                 for c in ciphers:
-                    key = decode_code(self.layout, self._private_key.decrypt(c))
-                    histogram[key] = histogram.get(key, 0) + 1
+                    value, count = self._private_key.decrypt(c), min(per, remaining)
+                    remaining -= count
+                    for k in range(count):
+                        code = value >> (bits * (count - 1 - k)) & ((1 << bits) - 1)
+                        key = decode_code(self.layout, code)
+                        histogram[key] = histogram.get(key, 0) + 1
         return histogram
+
+
+def code_packing(layout: GroupLayout, n_bits: int) -> tuple[int, int]:
+    """Bits per group code and codes per ciphertext for the joiner's packed codes."""
+    assert layout.radix is not None
+    bits = max(1, (layout.radix.size - 1).bit_length())
+    return bits, max(1, (n_bits - 2) // bits)
 
 
 def new_query_id() -> str:

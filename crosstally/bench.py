@@ -1,0 +1,163 @@
+"""`crosstally bench`: the private tally against the speed limit of its own curve work.
+
+One run generates the parties' records, measures the blinding engine's raw rate on
+one core, runs the tally end to end on all cores, and runs openmined-psi's own
+two-party cardinality on the same records as a baseline. `ec_bound_seconds` is the
+time the tally's curve operations take at the raw rate on the same cores, so
+`overhead_ratio` is everything else (hashing into keys, Paillier, shuffles,
+serialization, linking) as a multiple of the unavoidable.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from crosstally.synth import make_parties
+from protocol.blinding import P256Engine, p256_blind, p256_hash_and_blind
+from protocol.driver import NodeData, run_tally
+from protocol.psi import CountClient, answer_count
+from protocol.records import PersonRecord
+from protocol.spec import QuerySpec, parse_spec
+
+COLUMNS = ["record_id", "person_id", "first_name", "middle_name", "last_name", "dob", "sex", "ssn",
+           "zip", "town", "address"]  # fmt: skip
+RATE_SAMPLE = 8192
+
+
+@dataclass
+class BenchResult:
+    """The figures `--json` writes (see the issue for their meaning)."""
+
+    records: int
+    parties: int
+    tokens_per_record: float
+    tally_seconds: float
+    ec_operations: int
+    ec_bound_seconds: float
+    overhead_ratio: float
+    psi_ca_seconds: float
+    paillier_seconds: float
+    paillier_share: float
+    bytes_exchanged: int
+    peak_rss_mb: float
+    workers: int
+    hash_us_per_op: float
+    blind_us_per_op: float
+    psi_ca_count: int
+    population: int
+    phases: dict[str, float]
+    generate_seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def raw_rates(sample: int = RATE_SAMPLE) -> tuple[float, float]:
+    """Seconds per hash-and-blind and per re-blind on one core (this process)."""
+    items = [secrets.token_bytes(24) for _ in range(sample)]
+    secret_a, secret_b = P256Engine(workers=1).new_secret(), P256Engine(workers=1).new_secret()
+    start = time.perf_counter()
+    points = p256_hash_and_blind(secret_a, items)
+    hashed = time.perf_counter() - start
+    start = time.perf_counter()
+    p256_blind(secret_b, points)
+    blinded = time.perf_counter() - start
+    return hashed / sample, blinded / sample
+
+
+def bench_spec(parties: int, keys: str) -> QuerySpec:
+    labels = [chr(ord("a") + k) for k in range(parties)]
+    return parse_spec({
+        "name": "bench", "agreement": "BENCH", "kind": "tally", "as_of": "2026-06-30",
+        "cohorts": {label: {"node": label.upper()} for label in labels},
+        "population": " & ".join(labels),
+        "group_by": [f"{labels[0]}.sex", f"{labels[1]}.sex"],
+        "linkage": {"keys": keys},
+    })  # fmt: skip
+
+
+def psi_cardinality(spec: QuerySpec, lists: Sequence[Sequence[PersonRecord]]) -> tuple[int, float]:
+    """openmined-psi's own PSI cardinality on one key per record (exact name + DOB)."""
+    from protocol.cohort import WhereClause, prepare_cohort
+    from protocol.psi import exact_keys
+
+    where = WhereClause("", COLUMNS, as_of=spec.as_of)
+    keys = []
+    for label, records in zip(spec.cohorts, lists[:2], strict=False):
+        prepared = prepare_cohort(label, records, where=where, profile=spec.linkage.keys)
+        keys.append(exact_keys(prepared, spec.linkage.keys, "name_dob"))
+    start = time.perf_counter()
+    client = CountClient("bench")
+    count = client.count(answer_count(client.request(keys[0]), keys[1], structure="gcs"))
+    return count, time.perf_counter() - start
+
+
+def run_bench(
+    *,
+    records: int,
+    parties: int = 2,
+    keys: str = "standard",
+    overlap: float = 0.1,
+    seed: int = 1,
+    workers: int | None = None,
+    step: Callable[[str], None] = lambda _: None,
+) -> BenchResult:
+    workers = workers or os.cpu_count() or 1
+    step("generating records")
+    start = time.perf_counter()
+    lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
+    generated = time.perf_counter() - start
+    spec = bench_spec(parties, keys)
+    data = {
+        label.upper(): NodeData(recs, COLUMNS)
+        for label, recs in zip(spec.cohorts, lists, strict=True)
+    }
+    step("measuring the curve's raw rate on one core")
+    t_hash, t_blind = raw_rates()
+    step("running the private tally on all cores")
+    with P256Engine(workers=workers) as engine:
+        start = time.perf_counter()
+        run = run_tally(spec, data, engine=engine)
+        tally_seconds = time.perf_counter() - start
+        operations = engine.operations()
+    rows = sum(r.rows for r in run.joiner.received.values())
+    slots = spec.linkage.keys.slots
+    hash_ops, blind_ops = rows * slots, rows * slots * (parties - 1)
+    ec_bound = (hash_ops * t_hash + blind_ops * t_blind) / workers
+    phases: dict[str, float] = {}
+    for timings in [*(n.timings for n in run.nodes.values()), run.joiner.timings, run.hub.timings]:
+        for phase, seconds in timings.items():
+            phases[phase] = phases.get(phase, 0.0) + seconds
+    paillier = phases.get("paillier", 0.0)
+    step("running openmined-psi's PSI cardinality baseline")
+    psi_count, psi_seconds = psi_cardinality(spec, lists)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return BenchResult(
+        records=records,
+        parties=parties,
+        tokens_per_record=float(slots),
+        tally_seconds=tally_seconds,
+        ec_operations=operations,
+        ec_bound_seconds=ec_bound,
+        overhead_ratio=tally_seconds / ec_bound if ec_bound else 0.0,
+        psi_ca_seconds=psi_seconds,
+        paillier_seconds=paillier,
+        paillier_share=paillier / tally_seconds if tally_seconds else 0.0,
+        bytes_exchanged=run.bytes_exchanged,
+        peak_rss_mb=peak / 1024,
+        workers=workers,
+        hash_us_per_op=t_hash * 1e6,
+        blind_us_per_op=t_blind * 1e6,
+        psi_ca_count=psi_count,
+        population=run.result.population,
+        phases=phases,
+        generate_seconds=generated,
+    )

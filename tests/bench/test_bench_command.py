@@ -1,0 +1,49 @@
+"""`crosstally bench` runs at a tiny size and writes well-formed, self-consistent JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from crosstally.cli import app
+
+KEYS = {
+    "records": int, "parties": int, "tokens_per_record": float, "tally_seconds": float,
+    "ec_operations": int, "ec_bound_seconds": float, "overhead_ratio": float,
+    "psi_ca_seconds": float, "paillier_seconds": float, "paillier_share": float,
+    "bytes_exchanged": int, "peak_rss_mb": float,
+}  # fmt: skip
+
+
+def test_bench_json_has_the_documented_keys_and_consistent_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app, ["bench", "--records", "150", "--workers", "1", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    for key, kind in KEYS.items():
+        assert isinstance(figures[key], kind), key
+    assert figures["records"] == 150 and figures["parties"] == 2
+    slots = figures["tokens_per_record"]
+    # Every row is hashed once by its owner and re-blinded once by the other party.
+    rows = figures["ec_operations"] / (2 * slots)
+    assert rows == int(rows) and 150 <= rows <= 300
+    assert math.isclose(
+        figures["overhead_ratio"], figures["tally_seconds"] / figures["ec_bound_seconds"]
+    )
+    assert math.isclose(
+        figures["paillier_share"], figures["paillier_seconds"] / figures["tally_seconds"]
+    )
+    assert 0 < figures["paillier_seconds"] < figures["tally_seconds"]
+    assert figures["bytes_exchanged"] > rows * slots * 33
+    assert figures["psi_ca_count"] <= 15  # 10% overlap of 150, exact key only
+
+
+def test_bench_prints_a_table_without_json() -> None:
+    result = CliRunner().invoke(app, ["bench", "--records", "60", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "overhead ratio" in result.output and "curve bound" in result.output
