@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from crosstally.synth import make_parties
-from protocol.blinding import P256Engine, p256_blind, p256_hash_and_blind
+from protocol.blinding import CURVE_FUNCTIONS, make_engine
 from protocol.driver import NodeData, run_tally
 from protocol.psi import CountClient, answer_count
 from protocol.records import PersonRecord
@@ -35,6 +35,7 @@ class BenchResult:
 
     records: int
     parties: int
+    curve: str
     tokens_per_record: float
     tally_seconds: float
     ec_operations: int
@@ -57,27 +58,29 @@ class BenchResult:
         return asdict(self)
 
 
-def raw_rates(sample: int = RATE_SAMPLE) -> tuple[float, float]:
+def raw_rates(curve: str, sample: int = RATE_SAMPLE) -> tuple[float, float]:
     """Seconds per hash-and-blind and per re-blind on one core (this process)."""
     items = [secrets.token_bytes(24) for _ in range(sample)]
-    secret_a, secret_b = P256Engine(workers=1).new_secret(), P256Engine(workers=1).new_secret()
+    engine = make_engine(curve, workers=1)
+    functions = CURVE_FUNCTIONS[curve]
+    secret_a, secret_b = engine.new_secret(), engine.new_secret()
     start = time.perf_counter()
-    points = p256_hash_and_blind(secret_a, items)
+    points = functions.hash_and_blind(secret_a, items)
     hashed = time.perf_counter() - start
     start = time.perf_counter()
-    p256_blind(secret_b, points)
+    functions.blind(secret_b, points)
     blinded = time.perf_counter() - start
     return hashed / sample, blinded / sample
 
 
-def bench_spec(parties: int, keys: str) -> QuerySpec:
+def bench_spec(parties: int, keys: str, curve: str) -> QuerySpec:
     labels = [chr(ord("a") + k) for k in range(parties)]
     return parse_spec({
         "name": "bench", "agreement": "BENCH", "kind": "tally", "as_of": "2026-06-30",
         "cohorts": {label: {"node": label.upper()} for label in labels},
         "population": " & ".join(labels),
         "group_by": [f"{labels[0]}.sex", f"{labels[1]}.sex"],
-        "linkage": {"keys": keys},
+        "linkage": {"keys": keys, "curve": curve},
     })  # fmt: skip
 
 
@@ -105,6 +108,7 @@ def run_bench(
     overlap: float = 0.1,
     seed: int = 1,
     workers: int | None = None,
+    curve: str = "p256",
     step: Callable[[str], None] = lambda _: None,
 ) -> BenchResult:
     workers = workers or os.cpu_count() or 1
@@ -112,15 +116,15 @@ def run_bench(
     start = time.perf_counter()
     lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
     generated = time.perf_counter() - start
-    spec = bench_spec(parties, keys)
+    spec = bench_spec(parties, keys, curve)
     data = {
         label.upper(): NodeData(recs, COLUMNS)
         for label, recs in zip(spec.cohorts, lists, strict=True)
     }
     step("measuring the curve's raw rate on one core")
-    t_hash, t_blind = raw_rates()
+    t_hash, t_blind = raw_rates(curve)
     step("running the private tally on all cores")
-    with P256Engine(workers=workers) as engine:
+    with make_engine(curve, workers=workers) as engine:
         start = time.perf_counter()
         run = run_tally(spec, data, engine=engine)
         tally_seconds = time.perf_counter() - start
@@ -143,6 +147,7 @@ def run_bench(
     return BenchResult(
         records=records,
         parties=parties,
+        curve=curve,
         tokens_per_record=float(slots),
         tally_seconds=tally_seconds,
         ec_operations=operations,

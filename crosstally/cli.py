@@ -12,6 +12,13 @@ app = typer.Typer(
 )
 console = Console()
 
+from services.commands import admin, hub, node, query  # noqa: E402  (after the app they join)
+
+app.add_typer(hub.app, name="hub")
+app.add_typer(node.app, name="node")
+app.add_typer(query.app, name="query")
+app.add_typer(admin.app, name="admin")
+
 
 @app.command()
 def demo(
@@ -49,6 +56,7 @@ def bench(
     overlap: float = typer.Option(0.1, help="share of people present at every party"),
     seed: int = typer.Option(1, help="random seed"),
     workers: int = typer.Option(0, help="worker processes (0: all cores)"),
+    curve: str = typer.Option("p256", help="curve engine: p256 (openmined-psi) or x25519"),
     json_out: Path | None = typer.Option(None, "--json", help="write the figures as JSON here"),
 ) -> None:
     """Measure the private tally against its curve-operation bound and openmined-psi."""
@@ -67,8 +75,16 @@ def bench(
                 progress.advance(task)
             progress.update(task, description=description)
 
-        result = run_bench(records=records, parties=parties, keys=keys, overlap=overlap,
-                           seed=seed, workers=workers or None, step=step)  # fmt: skip
+        result = run_bench(
+            records=records,
+            parties=parties,
+            keys=keys,
+            overlap=overlap,
+            seed=seed,
+            workers=workers or None,
+            curve=curve,
+            step=step,
+        )
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {json_out}")

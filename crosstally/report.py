@@ -39,7 +39,10 @@ def print_released(console: Console, title: str, table: ReleasedTable) -> None:
 
 def bench_table(result: BenchResult) -> Table:
     """The benchmark's figures as a two-column table."""
-    out = Table(title=f"crosstally bench: {result.records:,} records x {result.parties} parties")
+    title = (
+        f"crosstally bench: {result.records:,} records x {result.parties} parties, {result.curve}"
+    )
+    out = Table(title=title)
     out.add_column("measure")
     out.add_column("value", justify="right")
     rows = [

@@ -15,7 +15,8 @@ from typing import Any
 from protocol.errors import MalformedMessage
 
 MAGIC = b"CTLY1"
-POINT_SIZE = 33
+POINT_SIZE = 33  # compressed P-256; X25519 u-coordinates are 32
+POINT_SIZES = (32, 33)
 MAX_HEADER = 1 << 20
 
 
@@ -61,14 +62,19 @@ class RowSet:
     cipher_bytes: int
     points: bytes
     ciphertexts: bytes
+    point_size: int = POINT_SIZE
 
     def __post_init__(self) -> None:
+        if self.point_size not in POINT_SIZES:
+            raise MalformedMessage(
+                f"row set point size {self.point_size} is not one of {POINT_SIZES}"
+            )
         if self.rows < 0 or self.slots < 1 or self.width < 0:
             raise MalformedMessage("row set has a negative row count, no slots or negative width")
-        if len(self.points) != self.rows * self.slots * POINT_SIZE:
+        if len(self.points) != self.rows * self.slots * self.point_size:
             raise MalformedMessage(
                 f"row set for {self.cohort!r} carries {len(self.points)} point bytes, expected "
-                f"{self.rows} rows x {self.slots} slots x {POINT_SIZE}: truncated or tampered"
+                f"{self.rows} rows x {self.slots} slots x {self.point_size}: truncated or tampered"
             )
         if len(self.ciphertexts) != self.rows * self.width * self.cipher_bytes:
             raise MalformedMessage(
@@ -77,12 +83,13 @@ class RowSet:
             )
 
     def point(self, row: int, slot: int) -> bytes:
-        at = (row * self.slots + slot) * POINT_SIZE
-        return self.points[at : at + POINT_SIZE]
+        at = (row * self.slots + slot) * self.point_size
+        return self.points[at : at + self.point_size]
 
     def point_list(self) -> list[bytes]:
         p = self.points
-        return [p[i : i + POINT_SIZE] for i in range(0, len(p), POINT_SIZE)]
+        size = self.point_size
+        return [p[i : i + size] for i in range(0, len(p), size)]
 
     def to_bytes(self) -> bytes:
         header = {
@@ -94,6 +101,7 @@ class RowSet:
             "slots": self.slots,
             "width": self.width,
             "cipher_bytes": self.cipher_bytes,
+            "point_size": self.point_size,
         }
         return _frame(header, self.points + self.ciphertexts)
 
@@ -107,7 +115,8 @@ class RowSet:
                 int(h["width"]),
                 int(h["cipher_bytes"]),
             )
-            split = rows * slots * POINT_SIZE
+            size = int(h["point_size"])
+            split = rows * slots * size
             return cls(
                 query_id=str(h["query_id"]),
                 cohort=str(h["cohort"]),
@@ -118,6 +127,7 @@ class RowSet:
                 cipher_bytes=cb,
                 points=body[:split],
                 ciphertexts=body[split:],
+                point_size=size,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"row set header is incomplete: {exc!r}") from exc

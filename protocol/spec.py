@@ -11,6 +11,7 @@ from protocol.errors import InvalidSpec
 from protocol.linkage.keys import KeyProfile, load_profile
 
 KINDS = ("count", "tally", "match")
+CURVES = ("p256", "x25519")
 RULES = ("fellegi-sunter", "exact")
 
 
@@ -31,6 +32,7 @@ class LinkageSpec:
     rule: str = "fellegi-sunter"
     threshold: float = 0.5
     exact_key: str = "name_dob"
+    curve: str = "p256"
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,10 @@ def _linkage(raw: Mapping[str, Any]) -> LinkageSpec:
         raise InvalidSpec(
             f"spec.linkage.exact_key {exact_key!r} is not a group of profile {keys.name!r}"
         )
-    return LinkageSpec(keys=keys, rule=rule, threshold=threshold, exact_key=exact_key)
+    curve = str(raw.get("curve", "p256"))
+    if curve not in CURVES:
+        raise InvalidSpec(f"spec.linkage.curve {curve!r} is not one of {', '.join(CURVES)}")
+    return LinkageSpec(keys=keys, rule=rule, threshold=threshold, exact_key=exact_key, curve=curve)
 
 
 def _date(raw: Any) -> dt.date:

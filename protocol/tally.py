@@ -17,10 +17,11 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import overload
 
 import numpy as np
 
-from protocol.blinding import CHUNK, CurveEngine
+from protocol.blinding import CHUNK, ENGINES, CurveEngine
 from protocol.cohort import PreparedCohort, WhereClause, prepare_cohort
 from protocol.disclosure import ReleasedTable, protect
 from protocol.errors import MalformedMessage, ProtocolStateError
@@ -115,6 +116,11 @@ def _validate_task_rows(task: TallyTask, rows: RowSet) -> None:
         raise MalformedMessage(f"row set names unknown cohort {rows.cohort!r} or no origin")
     if rows.applied[0] != task.spec.cohorts[rows.cohort].node:
         raise MalformedMessage(f"row set for {rows.cohort!r} did not start at its own node")
+    if rows.point_size != ENGINES[task.spec.linkage.curve].point_size:
+        raise MalformedMessage(
+            f"row set for {rows.cohort!r} carries {rows.point_size}-byte points; the query "
+            f"uses {task.spec.linkage.curve}"
+        )
     if rows.slots != task.spec.linkage.keys.slots:
         raise MalformedMessage(
             f"row set has {rows.slots} slots; the key profile has {task.spec.linkage.keys.slots}"
@@ -148,7 +154,15 @@ class TallyNode:
         self.prepared: dict[str, PreparedCohort] = {}
         self.timings: dict[str, float] = {}
 
+    def _check_curve(self, task: TallyTask) -> None:
+        if self.engine.name != task.spec.linkage.curve:
+            raise ProtocolStateError(
+                f"node {self.name} runs the {self.engine.name} engine but the query uses "
+                f"{task.spec.linkage.curve}; start the node with that curve"
+            )
+
     def _secret(self, task: TallyTask) -> bytes:
+        self._check_curve(task)
         return self._secrets.setdefault(task.query_id, self.engine.new_secret())
 
     def _encryptor(self, task: TallyTask) -> Encryptor:
@@ -218,6 +232,7 @@ class TallyNode:
                 cipher_bytes=task.public_key.ciphertext_bytes,
                 points=points,
                 ciphertexts=ciphers,
+                point_size=self.engine.point_size,
             )
             out.append(Outgoing("", self._shuffled(rows, task)))
         return [Outgoing(task.next_hop(o.rows), o.rows) for o in out]
@@ -289,10 +304,11 @@ def _permute(rows: RowSet, order: Sequence[int]) -> RowSet:
     return replace(rows, points=points, ciphertexts=ciphers)
 
 
-def token_ids(points: bytes, rows: int, slots: int) -> np.ndarray:
-    """64-bit ids of blinded points: 8 bytes of the x coordinate, which is pseudorandom."""
-    raw = np.frombuffer(points, dtype=np.uint8).reshape(rows * slots, POINT_SIZE)
-    ids = raw[:, 1:9].copy().view(">i8").astype(np.int64).reshape(rows, slots)
+def token_ids(points: bytes, rows: int, slots: int, point_size: int = POINT_SIZE) -> np.ndarray:
+    """64-bit ids of blinded points: 8 bytes of the x (or u) coordinate, which is pseudorandom."""
+    raw = np.frombuffer(points, dtype=np.uint8).reshape(rows * slots, point_size)
+    start = point_size - 32  # skip the compressed-point prefix byte of P-256
+    ids = raw[:, start : start + 8].copy().view(">i8").astype(np.int64).reshape(rows, slots)
     return ids
 
 
@@ -323,7 +339,9 @@ class Joiner:
             return self._link()
 
     def _link(self) -> LinkResult:
-        ids = {c: token_ids(r.points, r.rows, r.slots) for c, r in self.received.items()}
+        ids = {
+            c: token_ids(r.points, r.rows, r.slots, r.point_size) for c, r in self.received.items()
+        }
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
         self.link_result = link_cohorts(
             ids,
@@ -355,10 +373,7 @@ class Joiner:
             return EncryptedTally(self.task.query_id, "count", 0, b"", len(chosen))
         with timed(self.timings, "paillier"):
             encryptor = Encryptor(pk)
-            ciphers = {
-                c: ciphertexts_from_bytes(r.ciphertexts, pk) if r.width else []
-                for c, r in self.received.items()
-            }
+            ciphers = {c: _Ciphertexts(r, pk) for c, r in self.received.items()}
             if layout.mode == "onehot":
                 out = self._sum_onehot(layout, chosen, ciphers, encryptor)
             else:
@@ -372,7 +387,7 @@ class Joiner:
         self,
         layout: GroupLayout,
         chosen: list[dict[str, int]],
-        ciphers: Mapping[str, list[Ciphertext]],
+        ciphers: Mapping[str, Sequence[Ciphertext]],
         encryptor: Encryptor,
     ) -> list[Ciphertext]:
         assert layout.packing is not None and layout.owner is not None
@@ -398,7 +413,7 @@ class Joiner:
         self,
         layout: GroupLayout,
         chosen: list[dict[str, int]],
-        ciphers: Mapping[str, list[Ciphertext]],
+        ciphers: Mapping[str, Sequence[Ciphertext]],
         encryptor: Encryptor,
     ) -> list[Ciphertext]:
         carriers = layout.carriers()
@@ -420,6 +435,32 @@ class Joiner:
                 acc = acc.mul_plain(shift) + code
             packed.append(acc)
         return encryptor.rerandomize_many(packed)
+
+
+class _Ciphertexts(Sequence[Ciphertext]):
+    """A row set's ciphertexts, parsed (and validated) only when used: the joiner needs
+    those of population members, a small share of a large cohort."""
+
+    def __init__(self, rows: RowSet, public_key: PublicKey) -> None:
+        self._data, self._size, self._key = rows.ciphertexts, rows.cipher_bytes, public_key
+        self._count = rows.rows * rows.width
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Ciphertext: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Ciphertext]: ...
+
+    def __getitem__(self, index: int | slice) -> Ciphertext | Sequence[Ciphertext]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        block = self._data[index * self._size : (index + 1) * self._size]
+        return Ciphertext.from_bytes(block, self._key)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 
-from protocol.blinding import p256_hash_and_blind
+from protocol.blinding import CURVE_FUNCTIONS
 from protocol.cohort import normalize_records
 from protocol.linkage.keys import KeyProfile, fill_slots
 from protocol.paillier import (
@@ -22,7 +22,6 @@ from protocol.paillier import (
 )
 from protocol.records import NormalizedPerson
 
-HASHERS = {"p256": p256_hash_and_blind}
 normalize_chunk = normalize_records
 
 
@@ -42,7 +41,7 @@ def derive_and_blind(
     """Key slots of each person (random items for unused slots), hashed and blinded."""
     profile = _profile(profile_json)
     items = [item for p in persons for item in fill_slots(profile.row_tokens(p))]
-    return b"".join(HASHERS[engine](secret, items))
+    return b"".join(CURVE_FUNCTIONS[engine].hash_and_blind(secret, items))
 
 
 def encrypt_chunk(public_key: bytes, state: bytes, plaintexts: Sequence[int]) -> bytes:

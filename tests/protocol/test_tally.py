@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from crosstally.demo import nodes_from_extracts
 from crosstally.synth import generate, make_pair
-from protocol.blinding import P256Engine
+from protocol.blinding import P256Engine, make_engine
 from protocol.driver import (
     NodeData,
     ShuffleTrace,
@@ -24,6 +24,7 @@ from protocol.driver import (
     run_tally,
     traced_entities,
 )
+from protocol.errors import ProtocolStateError
 from protocol.records import PersonRecord
 from protocol.spec import parse_spec
 
@@ -117,14 +118,16 @@ def reference_links(ref: Any) -> set[frozenset[tuple[str, str]]]:
     return as_ids(reference_entities(ref))
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_private_links_equal_reference_links_exactly(engine: P256Engine, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "curve"), [(11, "p256"), (12, "p256"), (13, "x25519")])
+def test_private_links_equal_reference_links_exactly(seed: int, curve: str) -> None:
     data = two_party(seed, 60, 50, left_ssn=seed % 2 == 0)
-    spec = spec_for(["a.sex"])
+    spec = spec_for(["a.sex", "b.grp"], linkage={"curve": curve})
     trace = ShuffleTrace()
-    run = run_tally(spec, data, engine=engine, shuffle=trace)
+    with make_engine(curve, workers=1) as engine:
+        run = run_tally(spec, data, engine=engine, shuffle=trace)
     ref = reference_tally(spec, data)
     assert private_links(run, trace) == reference_links(ref)
+    assert run.result.histogram == ref.histogram
     assert any(len(e) == 2 for e in ref.links.entities)
 
 
@@ -210,3 +213,10 @@ def test_exact_count_equals_cleartext_intersection_on_the_key(structure: str) ->
     run = run_exact_count(spec, data, structure=structure)
     assert run.count == len(keys_a & keys_b)
     assert run.bytes_exchanged > 0
+
+
+def test_a_node_refuses_a_query_on_another_curve(engine: P256Engine) -> None:
+    data = two_party(51, 10, 10, left_ssn=True)
+    spec = spec_for([], linkage={"curve": "x25519"})
+    with pytest.raises(ProtocolStateError, match="runs the p256 engine but the query uses x25519"):
+        run_tally(spec, data, engine=engine)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from protocol.blinding import P256Engine
+from protocol.blinding import P256Engine, PooledEngine, X25519Engine
 from protocol.envelope import EnvelopeError, PartyKeys, open_sealed, seal
 from protocol.errors import MalformedMessage
 from protocol.linkage.keys import load_profile
@@ -32,8 +32,12 @@ def flip_byte(data: bytes, index: int) -> bytes:
     return bytes(out)
 
 
-def test_blinding_known_answers(engine: P256Engine) -> None:
-    v = load("blinding.json")
+@pytest.mark.parametrize(
+    ("engine", "vectors"),
+    [(P256Engine(workers=1), "blinding.json"), (X25519Engine(workers=1), "blinding_x25519.json")],
+)
+def test_blinding_known_answers(engine: PooledEngine, vectors: str) -> None:
+    v = load(vectors)
     items = [bytes.fromhex(i) for i in v["items"]]
     a = engine.hash_and_blind(bytes.fromhex(v["secret_a"]), items)
     assert [p.hex() for p in a] == v["blinded_a"]
@@ -69,6 +73,15 @@ def test_a_point_off_the_curve_is_rejected(engine: P256Engine) -> None:
             assert "not a valid compressed P-256 point" in str(exc)
             return
     pytest.fail("no flipped byte produced an invalid point")
+
+
+def test_x25519_refuses_short_and_low_order_points() -> None:
+    engine = X25519Engine(workers=1)
+    point = bytes.fromhex(load("blinding_x25519.json")["blinded_a"][0])
+    with pytest.raises(MalformedMessage, match="expected 32"):
+        engine.blind(b"\x07" * 32, [point[:-1]])
+    with pytest.raises(MalformedMessage, match="low-order"):
+        engine.blind(b"\x07" * 32, [bytes(32)])
 
 
 def test_a_ciphertext_with_a_flipped_byte_is_rejected_or_decrypts_differently(
