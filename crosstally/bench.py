@@ -10,13 +10,17 @@ serialization, linking) as a multiple of the unavoidable.
 
 from __future__ import annotations
 
+import csv
 import os
 import resource
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from crosstally.parties import run_isolated
 from crosstally.synth import make_parties
 from protocol.blinding import CURVE_FUNCTIONS, make_engine
 from protocol.driver import NodeData, run_tally
@@ -53,6 +57,8 @@ class BenchResult:
     population: int
     phases: dict[str, float]
     generate_seconds: float
+    isolated: bool = False
+    party_peak_rss_mb: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -109,6 +115,7 @@ def run_bench(
     seed: int = 1,
     workers: int | None = None,
     curve: str = "p256",
+    isolated: bool = False,
     step: Callable[[str], None] = lambda _: None,
 ) -> BenchResult:
     workers = workers or os.cpu_count() or 1
@@ -124,21 +131,42 @@ def run_bench(
     step("measuring the curve's raw rate on one core")
     t_hash, t_blind = raw_rates(curve)
     step("running the private tally on all cores")
-    with make_engine(curve, workers=workers) as engine:
-        start = time.perf_counter()
-        run = run_tally(spec, data, engine=engine)
-        tally_seconds = time.perf_counter() - start
-        operations = engine.operations()
-    rows = sum(r.rows for r in run.joiner.received.values())
+    party_peaks = None
+    if isolated:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = {
+                node: write_records(Path(tmp) / f"{node}.csv", d.records)
+                for node, d in data.items()
+            }
+            del data, lists
+            isolated_run = run_isolated(spec, paths, workers=workers)
+        tally_seconds, operations = isolated_run.seconds, isolated_run.ec_operations
+        phases, party_peaks = isolated_run.timings, isolated_run.party_peak_rss_mb
+        bytes_exchanged, population = isolated_run.bytes_exchanged, isolated_run.result.population
+        lists = []
+    else:
+        with make_engine(curve, workers=workers) as engine:
+            start = time.perf_counter()
+            run = run_tally(spec, data, engine=engine)
+            tally_seconds = time.perf_counter() - start
+            operations = engine.operations()
+        phases = {}
+        for timings in [
+            *(n.timings for n in run.nodes.values()),
+            run.joiner.timings,
+            run.hub.timings,
+        ]:
+            for phase, seconds in timings.items():
+                phases[phase] = phases.get(phase, 0.0) + seconds
+        bytes_exchanged, population = run.bytes_exchanged, run.result.population
     slots = spec.linkage.keys.slots
+    rows = operations // (slots * parties)
     hash_ops, blind_ops = rows * slots, rows * slots * (parties - 1)
     ec_bound = (hash_ops * t_hash + blind_ops * t_blind) / workers
-    phases: dict[str, float] = {}
-    for timings in [*(n.timings for n in run.nodes.values()), run.joiner.timings, run.hub.timings]:
-        for phase, seconds in timings.items():
-            phases[phase] = phases.get(phase, 0.0) + seconds
     paillier = phases.get("paillier", 0.0)
     step("running openmined-psi's PSI cardinality baseline")
+    if not lists:
+        lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
     psi_count, psi_seconds = psi_cardinality(spec, lists)
     peak = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -156,13 +184,25 @@ def run_bench(
         psi_ca_seconds=psi_seconds,
         paillier_seconds=paillier,
         paillier_share=paillier / tally_seconds if tally_seconds else 0.0,
-        bytes_exchanged=run.bytes_exchanged,
+        bytes_exchanged=bytes_exchanged,
         peak_rss_mb=peak / 1024,
         workers=workers,
         hash_us_per_op=t_hash * 1e6,
         blind_us_per_op=t_blind * 1e6,
         psi_ca_count=psi_count,
-        population=run.result.population,
+        population=population,
         phases=phases,
         generate_seconds=generated,
+        isolated=isolated,
+        party_peak_rss_mb=party_peaks,
     )
+
+
+def write_records(path: Path, records: Sequence[PersonRecord]) -> Path:
+    """A party's records as a canonical CSV extract (what its node would read)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for r in records:
+            writer.writerow([r.value(c) or "" for c in COLUMNS])
+    return path

@@ -57,6 +57,9 @@ def bench(
     seed: int = typer.Option(1, help="random seed"),
     workers: int = typer.Option(0, help="worker processes (0: all cores)"),
     curve: str = typer.Option("p256", help="curve engine: p256 (openmined-psi) or x25519"),
+    isolated: bool = typer.Option(
+        False, help="run every party in its own process and report each one's peak memory"
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="write the figures as JSON here"),
 ) -> None:
     """Measure the private tally against its curve-operation bound and openmined-psi."""
@@ -83,6 +86,7 @@ def bench(
             seed=seed,
             workers=workers or None,
             curve=curve,
+            isolated=isolated,
             step=step,
         )
     if json_out:

@@ -60,6 +60,8 @@ def bench_table(result: BenchResult) -> Table:
         ("bytes between parties", f"{result.bytes_exchanged / 1e6:,.1f} MB"),
         ("peak resident memory", f"{result.peak_rss_mb:,.0f} MB"),
     ]
+    for party, peak in (result.party_peak_rss_mb or {}).items():
+        rows.append((f"peak memory of party {party}", f"{peak:,.0f} MB"))
     for name, value in rows:
         out.add_row(name, value)
     return out

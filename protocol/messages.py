@@ -46,6 +46,12 @@ def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], bytes]:
     return header, data[start + size :]
 
 
+def rowset_header(data: bytes) -> dict[str, Any]:
+    """A row set's header alone (what a relay may route on) without copying its body."""
+    header, _ = _unframe(data[: len(MAGIC) + 4 + MAX_HEADER], "rowset")
+    return header
+
+
 @dataclass(frozen=True)
 class RowSet:
     """A cohort's rows in transit: `slots` blinded points and `width` ciphertexts per row.

@@ -47,3 +47,15 @@ def test_bench_prints_a_table_without_json() -> None:
     result = CliRunner().invoke(app, ["bench", "--records", "60", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "overhead ratio" in result.output and "curve bound" in result.output
+
+
+def test_isolated_bench_reports_each_party_and_the_x25519_engine(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--records", "80", "--workers", "1", "--isolated", "--curve", "x25519"]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["isolated"] is True and figures["curve"] == "x25519"
+    assert set(figures["party_peak_rss_mb"]) == {"A", "B"}
+    assert all(peak > 20 for peak in figures["party_peak_rss_mb"].values())
+    assert figures["ec_operations"] % (2 * figures["tokens_per_record"]) == 0
