@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crosstally.demo import nodes_from_extracts
-from crosstally.synth import generate, make_pair
+from crosstally.synth import generate, make_pair, make_parties
 from protocol.blinding import P256Engine, make_engine
 from protocol.driver import (
     NodeData,
@@ -220,3 +220,31 @@ def test_a_node_refuses_a_query_on_another_curve(engine: P256Engine) -> None:
     spec = spec_for([], linkage={"curve": "x25519"})
     with pytest.raises(ProtocolStateError, match="runs the p256 engine but the query uses x25519"):
         run_tally(spec, data, engine=engine)
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    population=st.sampled_from(["a & b & c", "(a | b) - c", "a & (b | c)", "a | b | c"]),
+    group_by=st.sampled_from([[], ["a.sex", "c.grp"], ["entry_order(a.event, b.event)", "c.sex"]]),
+)
+def test_three_party_private_tally_equals_reference_on_random_corrupted_data(
+    engine: P256Engine, seed: int, population: str, group_by: list[str]
+) -> None:
+    lists, _ = make_parties(records=25, parties=3, overlap=0.5, seed=seed)
+    data = {
+        node: NodeData(with_attributes(recs, seed + k), COLUMNS)
+        for k, (node, recs) in enumerate(zip("ABC", lists, strict=True))
+    }
+    spec = parse_spec({
+        "name": "t3", "agreement": "DSA-T", "kind": "tally", "as_of": "2026-06-30",
+        "cohorts": {c: {"node": c.upper()} for c in "abc"}, "population": population,
+        "group_by": group_by, "levels": {"c.grp": ["x", "y"]},
+    })  # fmt: skip
+    trace = ShuffleTrace()
+    run = run_tally(spec, data, engine=engine, shuffle=trace)
+    ref = reference_tally(spec, data)
+    assert run.result.histogram == ref.histogram
+    assert private_links(run, trace) == reference_links(ref)
