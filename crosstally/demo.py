@@ -12,7 +12,7 @@ from crosstally.report import print_released
 from crosstally.templates import TEMPLATES, load_template
 from protocol.blinding import P256Engine
 from protocol.driver import NodeData, match_members, run_tally
-from protocol.records import PersonRecord
+from protocol.records import CANONICAL_FIELDS, PersonRecord
 from protocol.spec import parse_spec
 
 NODE_OF_AGENCY = {
@@ -24,16 +24,12 @@ NODE_OF_AGENCY = {
     "doc": "DOC",
     "highered": "HIGHERED",
 }
-CANONICAL_COLUMNS = (
-    "record_id", "person_id", "first_name", "middle_name", "last_name", "suffix", "dob", "sex",
-    "ssn", "zip", "town", "address", "race", "ethnicity",
-)  # fmt: skip
 
 
 def node_data(records: Sequence[PersonRecord]) -> NodeData:
     """A node's records with the columns its extract has."""
     extra = sorted({k for r in records[:1000] for k in r.attributes})
-    return NodeData(records, [*CANONICAL_COLUMNS, *extra])
+    return NodeData(records, [*CANONICAL_FIELDS, *extra])
 
 
 def nodes_from_extracts(extracts: Mapping[str, Sequence[PersonRecord]]) -> dict[str, NodeData]:

@@ -5,6 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+# The canonical person record's columns, in the order extracts and CSVs use.
+CANONICAL_FIELDS = (
+    "record_id",
+    "person_id",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "dob",
+    "sex",
+    "ssn",
+    "zip",
+    "town",
+    "address",
+    "race",
+    "ethnicity",
+)
 IDENTIFIER_FIELDS = (
     "first_name",
     "middle_name",
@@ -48,24 +65,7 @@ class PersonRecord:
         return text or None
 
 
-_CANONICAL = frozenset(
-    {
-        "record_id",
-        "person_id",
-        "first_name",
-        "middle_name",
-        "last_name",
-        "suffix",
-        "dob",
-        "sex",
-        "ssn",
-        "zip",
-        "town",
-        "address",
-        "race",
-        "ethnicity",
-    }
-)
+_CANONICAL = frozenset(CANONICAL_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,24 +13,9 @@ from crosstally.synth.errors import DUPLICATE_KEEPS_PERSON_ID, ErrorKind, ErrorR
 from crosstally.synth.facts import PersonFacts
 from crosstally.synth.population import People
 from crosstally.synth.reference import BoolArray, IntArray, ObjectArray
-from protocol.records import PersonRecord
+from protocol.records import CANONICAL_FIELDS, PersonRecord
 
-CANONICAL_COLUMNS = (
-    "record_id",
-    "person_id",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "suffix",
-    "dob",
-    "sex",
-    "ssn",
-    "zip",
-    "town",
-    "address",
-    "race",
-    "ethnicity",
-)
+CANONICAL_COLUMNS = CANONICAL_FIELDS
 
 
 @dataclass(frozen=True)
