@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.dedup import fuzzy_duplicate_pairs
 from protocol.errors import InvalidSpec
 from protocol.linkage.keys import KeyProfile
 from protocol.linkage.normalize import normalize_person, parse_dob
@@ -175,9 +176,9 @@ def prepare_cohort(
 ) -> PreparedCohort:
     """Select a cohort's records and group them into persons.
 
-    Records are grouped by the agency's own person id and by exact local identity
-    (valid SSN with DOB, or first name, last name and DOB): the node links its own
-    records in the clear, which is allowed, so that one person makes one row.
+    Records are grouped by the agency's own person id, by exact local identity (valid
+    SSN with DOB, or first name, last name and DOB) and by `fuzzy_duplicate_pairs`: the
+    node links its own records in the clear, which is allowed, so one person makes one row.
     """
     chosen = [r for r in records if where.matches(r)]
     normalized = normalize(chosen, where.as_of)
@@ -196,6 +197,10 @@ def prepare_cohort(
             ri, rj = find(i), find(j)
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
+    for i, j in fuzzy_duplicate_pairs(normalized, profile):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
     groups: dict[int, list[int]] = {}
     for i in range(len(chosen)):
         groups.setdefault(find(i), []).append(i)

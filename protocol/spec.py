@@ -9,6 +9,7 @@ from typing import Any
 
 from protocol.errors import InvalidSpec
 from protocol.linkage.keys import KeyProfile, load_profile
+from protocol.linkage.link import DEFAULT_THRESHOLD
 
 KINDS = ("count", "tally", "match")
 CURVES = ("p256", "x25519")
@@ -30,7 +31,7 @@ class LinkageSpec:
 
     keys: KeyProfile
     rule: str = "fellegi-sunter"
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     exact_key: str = "name_dob"
     curve: str = "p256"
 
@@ -134,7 +135,7 @@ def _linkage(raw: Mapping[str, Any]) -> LinkageSpec:
     rule = str(raw.get("rule", "fellegi-sunter"))
     if rule not in RULES:
         raise InvalidSpec(f"spec.linkage.rule {rule!r} is not one of {', '.join(RULES)}")
-    threshold = float(raw.get("threshold", 0.5))
+    threshold = float(raw.get("threshold", DEFAULT_THRESHOLD))
     if not 0.0 < threshold < 1.0:
         raise InvalidSpec("spec.linkage.threshold is a match probability strictly between 0 and 1")
     keys = load_profile(raw.get("keys", "standard"))

@@ -296,6 +296,8 @@ def _permute(rows: RowSet, order: Sequence[int]) -> RowSet:
     index = np.asarray(order, dtype=np.int64)
     if rows.rows and not np.array_equal(np.sort(index), np.arange(rows.rows)):
         raise ProtocolStateError("a shuffle must be a permutation of the rows")
+    if not rows.rows:  # an empty cohort (say, nobody at DOC in the age band) has nothing to move
+        return rows
     points = np.frombuffer(rows.points, dtype=np.uint8).reshape(rows.rows, -1)[index].tobytes()
     ciphers = rows.ciphertexts
     if rows.width:

@@ -305,6 +305,7 @@ STANDARD: Mapping[str, Any] = {
         },
         {"name": "name_zip", "slots": 1, "templates": [["first", "last", "zip"]]},
         {"name": "first_sound_dob_zip", "slots": 1, "templates": [["first_soundex", "dob", "zip"]]},
+        {"name": "last_dob_zip", "slots": 1, "templates": [["last", "dob", "zip"]]},
     ],
     # Levels of each comparison feature, strongest first.
     "features": {
@@ -321,7 +322,7 @@ STANDARD: Mapping[str, Any] = {
             "first_dob",
             "phonetic_year",
         ],
-        "zip": ["name_zip", "first_sound_dob_zip"],
+        "zip": ["name_zip", "first_sound_dob_zip", "last_dob_zip"],
     },
 }
 

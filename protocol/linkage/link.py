@@ -22,13 +22,18 @@ from protocol.linkage.candidates import (
 from protocol.linkage.fellegi_sunter import Comparison, FSModel, fit_em, level_frequencies
 
 Node = tuple[str, int]
+# The model's posteriors are conservative: its features overlap (each carries name or
+# DOB parts) and siblings and leftover duplicates inside a cohort raise the estimated
+# non-match agreement. Measured on synthetic DCF x JB-CSSD extracts, a posterior of 0.2
+# still gave precision 1.0000 while recall rose from 0.9676 (at 0.5) to 0.9815.
+DEFAULT_THRESHOLD = 0.2
 
 
 @dataclass(frozen=True)
 class LinkSettings:
     """Acceptance threshold as a posterior match probability, and the blocking cap."""
 
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     max_pairs_per_token: int = MAX_PAIRS_PER_TOKEN
 
     @property
