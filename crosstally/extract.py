@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from protocol.linkage.normalize import normalize_person
-from protocol.records import PersonRecord
+from protocol.records import CANONICAL_FIELDS, PersonRecord
 
-CANONICAL = (
-    "record_id", "person_id", "first_name", "middle_name", "last_name", "suffix", "dob", "sex",
-    "ssn", "zip", "town", "address", "race", "ethnicity",
-)  # fmt: skip
+CANONICAL = CANONICAL_FIELDS
 IDENTITY = ("first_name", "last_name", "dob", "ssn")
 
 
@@ -49,13 +46,23 @@ def load_column_map(path: Path) -> ColumnMap:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ExtractError(f"column map {path}: {exc}") from exc
     columns = data.get("columns", {})
+    include = data.get("attributes", {}).get("include")
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise ExtractError(
+            f'column map {path}: [columns] must map fields to column names, e.g. dob = "BIRTH_DT"'
+        )
+    if include is not None and (
+        not isinstance(include, list) or not all(isinstance(c, str) for c in include)
+    ):
+        raise ExtractError(
+            f'column map {path}: [attributes] include must be a list, e.g. include = ["snap"]'
+        )
     unknown = sorted(set(columns) - set(CANONICAL))
     if unknown:
         raise ExtractError(
             f"column map {path}: unknown canonical field(s) {', '.join(unknown)}; "
             f"canonical fields are {', '.join(CANONICAL)}"
         )
-    include = data.get("attributes", {}).get("include")
     return ColumnMap(
         {str(k): str(v) for k, v in columns.items()}, tuple(include) if include else None
     )
@@ -94,9 +101,28 @@ class Extract:
         return sum(1 for p in self.problems if not p.kept)
 
 
-def _records(
-    source: str, header: list[str], rows: Iterable[tuple[int, list[str]]], column_map: ColumnMap
-) -> Extract:
+# Bytes that are not valid UTF-8 are read as this character, and the row is flagged.
+_REPLACED = "\ufffd"
+Row = tuple[int, list[str] | str]  # (line, values) or (line, why the row could not be read)
+
+
+def _check_header(source: str, header: list[str], column_map: ColumnMap) -> None:
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise ExtractError(
+            f"{source}: column(s) {', '.join(map(repr, repeated))} appear more than once in the "
+            "header; rename them so each column has one meaning"
+        )
+    absent = [f"{c} = {s!r}" for c, s in column_map.columns.items() if s not in header]
+    if absent:
+        raise ExtractError(
+            f"{source}: the column map names column(s) the file does not have "
+            f"({', '.join(absent)}); the file has {', '.join(header)}"
+        )
+
+
+def _records(source: str, header: list[str], rows: Iterable[Row], column_map: ColumnMap) -> Extract:
+    _check_header(source, header, column_map)
     id_column = column_map.source("record_id")
     if id_column not in header:
         raise ExtractError(
@@ -120,6 +146,9 @@ def _records(
     count = 0
     for line, values in rows:
         count += 1
+        if isinstance(values, str):
+            problems.append(RowProblem(source, line, None, values, kept=False))
+            continue
         if len(values) != len(header):
             message = f"has {len(values)} fields, the header has {len(header)}"
             problems.append(
@@ -144,6 +173,12 @@ def _records(
         }
         attrs = {c: values[index[c]].strip() for c in extra if values[index[c]].strip()}
         record = PersonRecord(record_id=record_id, **fields, attributes=attrs)
+        damaged = [c for c, v in zip(header, values, strict=True) if _REPLACED in v]
+        if damaged:
+            problems.append(
+                RowProblem(source, line, damaged[0], "holds bytes that are not UTF-8 (replaced); "
+                           "re-export the extract as UTF-8", kept=True)
+            )  # fmt: skip
         for issue in normalize_person(record).issues:
             name, _, message = issue.partition(": ")
             problems.append(
@@ -156,7 +191,7 @@ def _records(
 def read_csv(path: Path, column_map: ColumnMap | None = None) -> Extract:
     """A CSV extract with a header row."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = path.open(newline="", encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise ExtractError(f"cannot open extract {path}: {exc.strerror}") from exc
     with handle:
@@ -168,14 +203,14 @@ def read_csv(path: Path, column_map: ColumnMap | None = None) -> Extract:
         except csv.Error as exc:
             raise ExtractError(f"{path}: header is not valid CSV: {exc}") from exc
 
-        def rows() -> Iterator[tuple[int, list[str]]]:
+        def rows() -> Iterator[Row]:
             while True:
                 try:
                     values = next(reader)
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    yield reader.line_num, [f"<unreadable: {exc}>"]
+                    yield reader.line_num, f"is not valid CSV ({exc}): check quoting"
                     continue
                 if values:
                     yield reader.line_num, values
@@ -192,9 +227,22 @@ def read_parquet(path: Path, column_map: ColumnMap | None = None) -> Extract:
     except (OSError, ValueError) as exc:
         raise ExtractError(f"cannot read Parquet extract {path}: {exc}") from exc
     header = list(table.column_names)
-    columns = [[("" if v is None else str(v)) for v in table.column(c).to_pylist()] for c in header]
-    rows = ((i + 1, [col[i] for col in columns]) for i in range(table.num_rows))
+    ssn = (column_map or ColumnMap()).source("ssn")
+    columns = [[_text(v, ssn=c == ssn) for v in table.column(c).to_pylist()] for c in header]
+    rows: Iterator[Row] = ((i + 1, [col[i] for col in columns]) for i in range(table.num_rows))
     return _records(str(path), header, rows, column_map or ColumnMap())
+
+
+def _text(value: object, *, ssn: bool = False) -> str:
+    """A typed cell as extract text: whole floats without ".0", integer SSNs zero-padded."""
+    if value is None:
+        return ""
+    # A numeric SSN column has lost its leading zeros; a ZIP column its trailing ".0".
+    if ssn and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:09d}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def read_sql(url: str, query: str, column_map: ColumnMap | None = None) -> Extract:
@@ -207,7 +255,10 @@ def read_sql(url: str, query: str, column_map: ColumnMap | None = None) -> Extra
         with engine.connect() as conn:
             result = conn.execute(text(query))
             header = list(result.keys())
-            data = [["" if v is None else str(v) for v in row] for row in result]
+            ssn = (column_map or ColumnMap()).source("ssn")
+            data: list[list[str] | str] = [
+                [_text(v, ssn=c == ssn) for c, v in zip(header, row, strict=True)] for row in result
+            ]
     except SQLAlchemyError as exc:
         raise ExtractError(f"SQL extract failed: {exc.__class__.__name__}: {exc.args[0]}") from exc
     finally:

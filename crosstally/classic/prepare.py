@@ -1,0 +1,122 @@
+"""What the classic hub receives: every record's identifiers, normalized, grouped into persons."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jellyfish
+import pyarrow as pa
+
+from protocol.linkage.normalize import normalize_person
+from protocol.records import NormalizedPerson, PersonRecord
+
+
+@dataclass
+class SourceRecords:
+    """One source's records at the hub, normalized, and its own records of one person grouped.
+
+    A source groups its own records exactly as an agency node does before the private
+    protocol (its person id, or exact SSN+DOB, or exact name+DOB), so both methods link
+    the same persons and differ only in how they link across sources.
+    """
+
+    name: str
+    records: list[PersonRecord]
+    normalized: list[NormalizedPerson]
+    person_of: list[int]
+    persons: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def prepare_source(
+    name: str, records: Sequence[PersonRecord], *, today: dt.date | None = None
+) -> SourceRecords:
+    """Normalize a source's records with the shared normalizer and group them into persons."""
+    normalized = [normalize_person(r, today=today) for r in records]
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[tuple[str, ...], int] = {}
+    for i, (record, person) in enumerate(zip(records, normalized, strict=True)):
+        for key in _own_keys(record, person):
+            ri, rj = find(i), find(first_seen.setdefault(key, i))
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    roots: dict[int, int] = {}
+    person_of = [roots.setdefault(find(i), len(roots)) for i in range(len(records))]
+    persons: list[list[int]] = [[] for _ in roots]
+    for i, p in enumerate(person_of):
+        persons[p].append(i)
+    return SourceRecords(name, list(records), normalized, person_of, persons)
+
+
+def _own_keys(record: PersonRecord, person: NormalizedPerson) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = []
+    if record.person_id and record.person_id.strip():
+        keys.append(("pid", record.person_id.strip()))
+    if person.dob:
+        if person.ssn:
+            keys.append(("ssn", person.ssn, person.dob.isoformat()))
+        if person.first and person.last:
+            keys.append(("name", person.first, person.last, person.dob.isoformat()))
+    return keys
+
+
+HUB_SCHEMA = pa.schema(
+    [
+        ("unique_id", pa.int64()),
+        ("source_dataset", pa.string()),
+        ("first_name", pa.string()),
+        ("middle_initial", pa.string()),
+        ("last_name", pa.string()),
+        ("first_forms", pa.list_(pa.string())),
+        ("last_parts", pa.list_(pa.string())),
+        ("soundex_first", pa.string()),
+        ("soundex_last", pa.string()),
+        ("dob", pa.string()),
+        ("birth_year", pa.string()),
+        ("birth_month", pa.int32()),
+        ("birth_day", pa.int32()),
+        ("ssn", pa.string()),
+        ("sex", pa.string()),
+        ("zip", pa.string()),
+        ("town", pa.string()),
+        ("street", pa.string()),
+    ]
+)
+
+
+def hub_table(source: SourceRecords) -> pa.Table:
+    """The source's identifiers as one row per record, in the layout the linkage model reads."""
+    people = source.normalized
+    dobs = [p.dob for p in people]
+    columns: dict[str, list[object]] = {
+        "unique_id": list(range(len(people))),
+        "source_dataset": [source.name] * len(people),
+        "first_name": [p.first for p in people],
+        "middle_initial": [p.middle[0] if p.middle else None for p in people],
+        "last_name": [p.last for p in people],
+        "first_forms": [list(p.first_forms) or None for p in people],
+        "last_parts": [list(p.last_parts) or None for p in people],
+        "soundex_first": [jellyfish.soundex(p.first) if p.first else None for p in people],
+        "soundex_last": [jellyfish.soundex(p.last) if p.last else None for p in people],
+        "dob": [d.isoformat() if d else None for d in dobs],
+        "birth_year": [str(d.year) if d else None for d in dobs],
+        "birth_month": [d.month if d else None for d in dobs],
+        "birth_day": [d.day if d else None for d in dobs],
+        "ssn": [p.ssn for p in people],
+        "sex": [p.sex for p in people],
+        "zip": [p.zip for p in people],
+        "town": [p.town for p in people],
+        "street": [p.street for p in people],
+    }
+    return pa.table(columns, schema=HUB_SCHEMA)

@@ -1,0 +1,63 @@
+"""The two agency extracts an evaluation reads, checked for the identifiers linkage needs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from crosstally.extract import (
+    ColumnMap,
+    Extract,
+    ExtractError,
+    QualityProfile,
+    RowProblem,
+    quality_profile,
+    read_extract,
+)
+from protocol.records import PersonRecord
+
+# Without these neither method can link anything; SSN is optional (K-12 records have none).
+REQUIRED = ("first_name", "last_name", "dob")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+@dataclass
+class AgencyInput:
+    """One side of an evaluation: the extract read, and its data-quality profile."""
+
+    side: str
+    extract: Extract
+    profile: QualityProfile
+
+    @property
+    def records(self) -> list[PersonRecord]:
+        return self.extract.records
+
+    @property
+    def source(self) -> str:
+        return self.extract.source
+
+
+def load_input(path: Path, column_map: ColumnMap | None, *, side: str) -> AgencyInput:
+    """Read an extract; a missing required column is an error naming the file and column."""
+    mapping = column_map or ColumnMap()
+    extract = read_extract(path, mapping)
+    missing = [c for c in REQUIRED if c not in extract.columns]
+    if missing:
+        named = ", ".join(
+            repr(c) if mapping.source(c) == c else f"{c!r} (mapped to column {mapping.source(c)!r})"
+            for c in missing
+        )
+        raise ExtractError(
+            f"{path}: required column(s) {named} not found. Linkage needs first_name, last_name "
+            f"and dob; the file has {', '.join(extract.columns) or 'no columns'}. Rename the "
+            'columns or map them with --map MAP.toml, e.g. [columns] dob = "BIRTH_DATE"'
+        )
+    return AgencyInput(side, extract, quality_profile(extract))
+
+
+def redacted(problem: RowProblem) -> str:
+    """A row problem for a report others read: an identifier's value is never quoted."""
+    text = str(problem)
+    return _QUOTED.sub("(value withheld)", text) if problem.field is not None else text

@@ -1,0 +1,175 @@
+"""`crosstally evaluate` end to end through the real CLI: JSON shape, HTML, no truth, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from crosstally.cli import app
+
+runner = CliRunner()
+METHOD_KEYS = {"links", "match_rate", "precision", "recall", "f1", "seconds"}
+
+
+def evaluate(*args: str | Path) -> Any:
+    return runner.invoke(app, ["evaluate", *map(str, args)], catch_exceptions=False)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def pair_result(
+    world_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("evaluate")
+    # Truth as left_id,right_id pairs, derived from the synth truth file.
+    person: dict[str, list[str]] = {}
+    for row in rows(world_files["truth"]):
+        person.setdefault(row["person_id"], []).append(row["record_id"])
+    with (out / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["left_id", "right_id"])
+        for ids in person.values():
+            writer.writerows(
+                (a, b) for a in ids if a.startswith("DCF-") for b in ids if b.startswith("JB-")
+            )
+    result = evaluate(
+        "--left", world_files["dcf"], "--right", world_files["jbcssd"],
+        "--truth", out / "pairs.csv", "--json", out / "r.json", "--html", out / "r.html",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "r.json").read_text()), (out / "r.html").read_text()
+
+
+def test_json_has_the_documented_shape_and_consistent_values(
+    pair_result: tuple[dict[str, Any], str], world_files: dict[str, Path]
+) -> None:
+    data, _ = pair_result
+    assert {"left_records", "right_records", "methods", "concordance"} <= set(data)
+    assert data["left_records"] == len(rows(world_files["dcf"]))
+    assert data["right_records"] == len(rows(world_files["jbcssd"]))
+    classic, pet = data["methods"]["classic"], data["methods"]["pet"]
+    assert set(classic) >= METHOD_KEYS
+    assert METHOD_KEYS | {"tokens_per_record", "bytes_exchanged"} <= set(pet)
+    assert isinstance(pet["bytes_exchanged"], int) and pet["bytes_exchanged"] > 100_000
+    assert pet["tokens_per_record"] >= 30
+    truth_pairs = data["truth"]["pairs"]
+    assert truth_pairs > 10
+    for method in (classic, pet):
+        assert method["precision"] >= 0.95 and method["recall"] >= 0.8
+        f1 = 2 * method["precision"] * method["recall"] / (method["precision"] + method["recall"])
+        assert method["f1"] == pytest.approx(f1)
+        assert method["true_links"] == pytest.approx(method["recall"] * truth_pairs)
+        assert 0 < method["match_rate"] <= 1 and method["seconds"] > 0
+    assert classic["f1"] >= 0.98
+    counts = data["concordance"]
+    assert counts["both"] + counts["classic_only"] == classic["links"]
+    assert counts["both"] + counts["pet_only"] == pet["links"]
+    sample = data["discordant_sample"]["classic_only"]
+    assert len(sample) == min(counts["classic_only"], 20)
+    assert all(set(s) == {"left_id", "right_id", "true_pair"} for s in sample)
+
+
+def test_html_is_self_contained_and_shows_the_comparison(
+    pair_result: tuple[dict[str, Any], str],
+) -> None:
+    data, html = pair_result
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 5
+    # Nothing is fetched: no scripts, stylesheets, images or fonts from anywhere.
+    assert not re.search(r"<script|<link|<img|src=|url\(|@import", html)
+    assert re.findall(r"https?://[^\"' ]+", html) == ["http://www.w3.org/2000/svg"] * html.count(
+        "<svg"
+    )
+    for text in ("Concordance of links", "Score distribution", "What each party saw",
+                 "Data quality of the inputs", "every identifier"):  # fmt: skip
+        assert text in html
+    assert f"{data['methods']['pet']['bytes_exchanged']:,}" in html
+
+
+def test_without_truth_quality_figures_are_null(
+    world_files: dict[str, Path], tmp_path: Path
+) -> None:
+    result = evaluate(
+        "--left",
+        world_files["dcf"],
+        "--right",
+        world_files["jbcssd"],
+        "--json",
+        tmp_path / "r.json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    for method in data["methods"].values():
+        assert method["precision"] is None and method["recall"] is None and method["f1"] is None
+        assert method["links"] > 10
+    assert data["truth"] is None
+    assert "precision, recall and F1 are not available" in result.output
+
+
+def test_a_missing_required_column_names_the_file_and_column(
+    world_files: dict[str, Path], tmp_path: Path
+) -> None:
+    records = rows(world_files["jbcssd"])
+    broken = tmp_path / "no_dob.csv"
+    with broken.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [c for c in records[0] if c != "dob"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "dob"} for r in records)
+    result = evaluate("--left", world_files["dcf"], "--right", broken)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"{broken}: required column(s) 'dob' not found" in message
+    assert "--map" in message
+
+
+def test_duplicate_ids_and_broken_rows_are_reported_and_the_rest_is_linked(
+    world_files: dict[str, Path], tmp_path: Path
+) -> None:
+    records = rows(world_files["jbcssd"])
+    first, second = records[0], {**records[1], "dob": "2003-02-30"}
+    bad = tmp_path / "jb_bad.csv"
+    with bad.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(first)
+        # line 3 repeats line 2's record id; line 4 has too few fields; line 5 a bad DOB
+        writer.writerows([first.values(), first.values(), ["JB-X", "Ann"], second.values()])
+        writer.writerows(r.values() for r in records[2:])
+    result = evaluate(
+        "--left", world_files["dcf"], "--right", bad, "--truth", world_files["truth"],
+        "--json", tmp_path / "r.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    record_id = first["record_id"]
+    assert (
+        f"{bad}, line 3, column record_id: record id '{record_id}' already used on line 2" in output
+    )
+    assert f"{bad}, line 4: has 2 fields" in output
+    assert f"{bad}, line 5, column dob:" in output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["right_records"] == len(records)  # the repeated id and the short row are excluded
+    assert data["inputs"]["right"]["quality"]["excluded_rows"] == 2
+    assert data["inputs"]["right"]["quality"]["invalid_dob"] == 1
+    assert data["methods"]["classic"]["recall"] >= 0.95  # the truth file is the synth format
+    # Reports others read name the row and column but never quote an identifier's value.
+    sample = data["inputs"]["right"]["problem_sample"]
+    assert any("line 5, column dob: (value withheld)" in p for p in sample)
+    assert "2003-02-30" not in json.dumps(data) and "2003-02-30" in output
+
+
+def test_unknown_options_and_files_fail_clearly(tmp_path: Path) -> None:
+    result = evaluate("--left", tmp_path / "absent.csv", "--right", tmp_path / "b.csv")
+    assert result.exit_code == 2 and "cannot open extract" in result.output
+    result = evaluate("--scenario", "nowhere")
+    assert result.exit_code == 2 and "crossover, disconnected, pebt" in result.output
+    result = evaluate("--left", tmp_path / "a.csv")
+    assert result.exit_code == 2 and "--right" in result.output
