@@ -1,0 +1,1 @@
+"""The deployable services: the hub and the agency node, their wire models and commands."""

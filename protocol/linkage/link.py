@@ -81,6 +81,13 @@ def score_pair(
 ) -> PairLinks:
     """Candidates between two cohorts, EM on their patterns, and each candidate's log-odds."""
     settings = settings or LinkSettings()
+    if len(left) == 0 or len(right) == 0:
+        # Nothing to compare (an empty cohort): no model, no links.
+        empty = np.zeros(0, dtype=np.int64)
+        sizes = comparison.sizes
+        flat = tuple(tuple(1.0 / s for _ in range(s)) for s in sizes)
+        model = FSModel(prior=0.5, m=flat, u=flat, iterations=0)
+        return PairLinks(names[0], names[1], model, 0, empty, empty, np.zeros(0))
     ia, ib = candidate_pairs(left, right, max_pairs_per_token=settings.max_pairs_per_token)
     patterns = agreement_patterns(left, right, ia, ib, group_slices)
     uniq, counts = _pattern_counts(patterns, len(left) * len(right))

@@ -1,0 +1,1 @@
+"""The hub: enrollment, agreements, queries, task leases, the relay, results and audit."""

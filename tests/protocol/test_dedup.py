@@ -38,7 +38,8 @@ def test_twins_and_namesakes_are_not_merged() -> None:
 
 
 def test_prepare_cohort_makes_one_row_of_merged_records() -> None:
-    recs = records({}, {"first_name": "Jonahtan", "zip": "06511"}, {"first_name": "Maria", "ssn": "234-56-7891"})
-    prepared = prepare_cohort("c", recs, where=WhereClause("", [], as_of=dt.date(2026, 6, 30)),
-                              profile=load_profile("standard"))  # fmt: skip
+    other = {"first_name": "Maria", "ssn": "234-56-7891"}
+    recs = records({}, {"first_name": "Jonahtan", "zip": "06511"}, other)
+    where = WhereClause("", [], as_of=dt.date(2026, 6, 30))
+    prepared = prepare_cohort("c", recs, where=where, profile=load_profile("standard"))
     assert sorted(len(p) for p in prepared.persons) == [1, 2]

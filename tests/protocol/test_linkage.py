@@ -134,3 +134,12 @@ def test_a_tie_is_not_broken_by_guessing() -> None:
     result = link_cohorts({"a": a, "b": b}, SLICES, BINARY)
     assert result.links("a", "b") == [(1, 2)]
     assert result.ambiguous_rows == 3
+
+
+def test_an_empty_cohort_links_nothing_and_keeps_the_other_rows() -> None:
+    a = np.zeros((0, 4), dtype=np.int64)
+    b = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.int64)
+    result = link_cohorts({"a": a, "b": b}, SLICES, BINARY)
+    assert sorted(map(str, result.entities)) == ["{'b': 0}", "{'b': 1}"]
+    one = np.array([[1, 2, 3, 4]], dtype=np.int64)
+    assert link_cohorts({"a": one, "b": b}, SLICES, BINARY).links("a", "b") == [(0, 0)]

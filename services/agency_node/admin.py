@@ -1,0 +1,71 @@
+"""The node's small local API (loopback only): health, held queries, the outbound log."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.agency_node.runtime import NodeRuntime
+
+
+def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> FastAPI:
+    """The admin API; its lifespan runs the pull loop in a background thread."""
+    stop = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(
+            target=runtime.worker.run, args=(stop,), name="pull-loop", daemon=True
+        )
+        if start_worker:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            # A step in progress may finish (its state is persisted either way); an idle
+            # long poll holds nothing, so the process need not wait for it to return.
+            if start_worker and runtime.worker.status.state == "working":
+                thread.join(timeout=30)
+            runtime.close()
+
+    app = FastAPI(title=f"crosstally node {runtime.settings.agency} (local admin)")
+    app.router.lifespan_context = lifespan
+
+    @app.get("/healthz")
+    def health() -> dict[str, Any]:
+        """Liveness and what the pull loop is doing; no record data."""
+        status = runtime.worker.status
+        return {
+            "status": "ok",
+            "agency": runtime.settings.agency,
+            "worker": status.state,
+            "current": status.current,
+            "tasks_done": status.tasks_done,
+            "last_contact": status.last_contact,
+            "last_error": status.last_error,
+            "records": len(runtime.extract.records),
+            "excluded_rows": runtime.extract.excluded,
+            "checked_at": dt.datetime.now(dt.UTC),
+        }
+
+    @app.get("/held")
+    def held() -> list[dict[str, Any]]:
+        """Queries held for the data steward (decide with `crosstally node approve|reject`)."""
+        return [h.__dict__ for h in runtime.store.held()]
+
+    @app.get("/outbound")
+    def outbound(after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Everything that left this node: query, step, recipient, bytes, rows; never contents."""
+        return [e.__dict__ for e in runtime.store.outbound(after=after, limit=limit)]
+
+    @app.get("/outbound/verify")
+    def verify() -> dict[str, Any]:
+        return runtime.store.verify_outbound().__dict__
+
+    return app

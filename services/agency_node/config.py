@@ -1,0 +1,148 @@
+"""Node settings: a TOML file plus environment overrides (prefix CROSSTALLY_NODE_)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from services.hub.config import is_placeholder
+from services.wire import AGENCY_PATTERN, AgreementTerms
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ConfigError(Exception):
+    """The node's configuration cannot be used; the message says which setting to fix."""
+
+
+class ExtractSource(BaseModel):
+    """Where the agency's records come from: a CSV/Parquet file, or a SQL query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = None
+    url: str | None = Field(default=None, description="SQLAlchemy URL of the agency database")
+    query: str | None = None
+    column_map: Path | None = Field(default=None, description="TOML column map file")
+    columns: dict[str, str] = Field(default_factory=dict, description="inline column map")
+    attributes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtractSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("set exactly one of extract.path (CSV/Parquet) or extract.url")
+        if self.url is not None and not self.query:
+            raise ValueError("extract.url needs extract.query (the SQL that selects the records)")
+        if self.column_map is not None and self.columns:
+            raise ValueError("use extract.column_map (a file) or extract.columns, not both")
+        return self
+
+
+class NodeSettings(BaseSettings):
+    """Everything a node reads at startup; see docs/services.md and deploy/config/node.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CROSSTALLY_NODE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    environment: Literal["development", "production"] = "production"
+    agency: str = Field(pattern=AGENCY_PATTERN)
+    hub_url: str = Field(pattern=r"^https?://")
+    credential: SecretStr = SecretStr("")
+    credential_file: Path | None = None
+    keys_file: Path
+    data_dir: Path
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8710, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    poll_seconds: float = Field(default=20.0, ge=0.0, le=60.0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0.0)
+    max_backoff_seconds: float = Field(default=30.0, gt=0.0)
+    on_unlisted: Literal["refuse", "hold"] = Field(
+        default="refuse", description="a task outside every signed agreement: refuse or hold"
+    )
+    extract: ExtractSource
+    agreements: list[AgreementTerms] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init values; the environment overrides it (12-factor).
+        return env_settings, init_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _checks(self) -> NodeSettings:
+        if self.admin_host not in LOOPBACK:
+            raise ValueError(
+                f"admin_host {self.admin_host!r}: the node's admin API listens on loopback only "
+                "(127.0.0.1); nodes need no inbound port"
+            )
+        if self.environment != "development" and is_placeholder(self.token()):
+            raise ValueError(
+                "the node credential is missing or a placeholder: set credential_file (or "
+                "CROSSTALLY_NODE_CREDENTIAL) to the token printed at enrollment"
+            )
+        return self
+
+    def token(self) -> str:
+        """The node's bearer credential, from the file if one is named."""
+        if self.credential_file is not None:
+            try:
+                return self.credential_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"credential_file {self.credential_file}: {exc.strerror}") from exc
+        return self.credential.get_secret_value()
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "node.sqlite"
+
+
+_PATH_KEYS = ("credential_file", "keys_file", "data_dir")
+_EXTRACT_PATH_KEYS = ("path", "column_map")
+
+
+def _resolve(base: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Relative paths in the file are relative to the file, not to the working directory."""
+    out = dict(data)
+    for key in _PATH_KEYS:
+        if isinstance(out.get(key), str):
+            out[key] = str(base / out[key])
+    extract = dict(out.get("extract") or {})
+    for key in _EXTRACT_PATH_KEYS:
+        if isinstance(extract.get(key), str):
+            extract[key] = str(base / extract[key])
+    if extract:
+        out["extract"] = extract
+    return out
+
+
+def load_settings(path: Path | None, **overrides: Any) -> NodeSettings:
+    """Settings from a TOML file (if given), the environment, then `overrides`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = _resolve(path.resolve().parent, tomllib.loads(path.read_text()))
+        except OSError as exc:
+            raise ConfigError(f"cannot read node config {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"node config {path} is not valid TOML: {exc}") from exc
+    data.update(overrides)
+    try:
+        return NodeSettings(**data)
+    except ValueError as exc:
+        raise ConfigError(f"node config {path or '(environment)'}: {exc}") from exc

@@ -1,0 +1,140 @@
+"""The node's HTTP client for the hub: retries with backoff, one error type per outcome."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+from nacl.signing import SigningKey
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from services.wire import (
+    NODE_HEADER,
+    RECIPIENT_HEADER,
+    SENDER_HEADER,
+    SIGNATURE_HEADER,
+    ClaimRequest,
+    ClaimResponse,
+    LeaseReport,
+    StewardDecision,
+    TaskProblem,
+    tally_message,
+)
+
+log = logging.getLogger("crosstally.node")
+T = TypeVar("T")
+
+
+class HubUnavailable(Exception):
+    """The hub could not be reached or answered 5xx, even after retries."""
+
+
+class HubRejected(Exception):
+    """The hub refused a request (4xx); `code` is its stable error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"hub refused ({status} {code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 500:
+        raise _Retryable(f"hub answered {response.status_code}")
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", response.text[:200]
+        raise HubRejected(response.status_code, code, message)
+    return response
+
+
+class HubClient:
+    """Every call a node makes; transport errors and 5xx are retried with jittered backoff."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        agency: str,
+        token: str,
+        retry_seconds: float = 60.0,
+        max_backoff: float = 30.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.agency = agency
+        headers = {"Authorization": f"Bearer {token}", NODE_HEADER: agency}
+        self.http = client or httpx.Client(
+            base_url=base_url, timeout=httpx.Timeout(120.0, connect=5.0)
+        )
+        self.http.headers.update(headers)
+        self._retry = retry(
+            retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
+            wait=wait_exponential_jitter(initial=0.2, max=max_backoff),
+            stop=stop_after_delay(retry_seconds),
+            reraise=True,
+        )
+
+    def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        try:
+            return self._retry(lambda: _check(send()))()
+        except (_Retryable, httpx.TransportError) as exc:
+            raise HubUnavailable(f"hub unreachable: {exc.__class__.__name__}: {exc}") from exc
+
+    def _post(self, path: str, model: Any, timeout: float | None = None) -> httpx.Response:
+        body = model.model_dump(mode="json")
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return self._call(lambda: self.http.post(path, json=body, **extra))
+
+    def claim(self, request: ClaimRequest) -> ClaimResponse:
+        response = self._post("/v1/node/tasks/claim", request, timeout=request.wait_seconds + 30)
+        return ClaimResponse.model_validate(response.json())
+
+    def heartbeat(self, task_id: int, lease_token: str) -> None:
+        self._post(f"/v1/node/tasks/{task_id}/heartbeat", LeaseReport(lease_token=lease_token))
+
+    def complete(self, task_id: int, lease_token: str) -> None:
+        self._post(f"/v1/node/tasks/{task_id}/complete", LeaseReport(lease_token=lease_token))
+
+    def report(self, task_id: int, verb: str, problem: TaskProblem) -> None:
+        """`verb` is fail, refuse or hold."""
+        self._post(f"/v1/node/tasks/{task_id}/{verb}", problem)
+
+    def decide(self, query_id: str, decision: StewardDecision) -> None:
+        self._post(f"/v1/node/queries/{query_id}/decision", decision)
+
+    def push(self, query_id: str, step: str, recipient: str, sealed: bytes) -> None:
+        headers = {"Content-Type": "application/octet-stream", RECIPIENT_HEADER: recipient}
+        path = f"/v1/node/mailbox/{query_id}/{step}"
+        self._call(lambda: self.http.put(path, content=sealed, headers=headers))
+
+    def fetch(self, query_id: str, step: str) -> tuple[bytes, str]:
+        response = self._call(lambda: self.http.get(f"/v1/node/mailbox/{query_id}/{step}"))
+        return response.content, response.headers.get(SENDER_HEADER, "")
+
+    def push_tally(self, query_id: str, body: bytes, signing_key: SigningKey) -> None:
+        signature = signing_key.sign(tally_message(query_id, body)).signature
+        headers = {
+            "Content-Type": "application/octet-stream",
+            SIGNATURE_HEADER: base64.b64encode(signature).decode(),
+        }
+        path = f"/v1/node/queries/{query_id}/tally"
+        self._call(lambda: self.http.post(path, content=body, headers=headers))
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,55 @@
+"""The node's long-term key pair file (X25519 + Ed25519) and its public half for enrollment."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from protocol.envelope import PartyKeys
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def write_keys(path: Path, keys: PartyKeys, agency: str) -> None:
+    """Write the private keys readable by the owner only (refuses to overwrite)."""
+    document = {
+        "agency": agency,
+        "box_private": _b64(bytes(keys.box)),
+        "sign_seed": _b64(bytes(keys.sign)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=2)
+
+
+def read_keys(path: Path) -> PartyKeys:
+    try:
+        document = json.loads(path.read_text())
+        return PartyKeys(
+            PrivateKey(base64.b64decode(document["box_private"])),
+            SigningKey(base64.b64decode(document["sign_seed"])),
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot read the node's key file {path}: {exc.strerror}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{path} is not a crosstally key file; make one with `crosstally node keygen`"
+        ) from exc
+
+
+def public_document(keys: PartyKeys, agency: str) -> dict[str, str]:
+    """What the hub administrator needs to enroll this node (safe to email)."""
+    public = keys.public
+    return {
+        "agency": agency,
+        "box_key": _b64(public.box_key),
+        "verify_key": _b64(public.verify_key),
+    }

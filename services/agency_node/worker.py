@@ -1,0 +1,249 @@
+"""The pull loop: long-poll the hub, run each leased step, push its output; backoff, heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from nacl.signing import SigningKey
+
+from protocol.errors import ProtocolError
+from protocol.spec import parse_spec
+from services.agency_node.config import NodeSettings
+from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable
+from services.agency_node.review import review
+from services.agency_node.steps import Envelope, StepRunner
+from services.agency_node.store import NodeStore
+from services.wire import ClaimRequest, NodeTask, StewardDecision, TaskProblem
+
+log = logging.getLogger("crosstally.node")
+
+
+@dataclass
+class WorkerStatus:
+    """What the local admin API reports about the loop."""
+
+    state: str = "starting"
+    current: str | None = None
+    last_contact: dt.datetime | None = None
+    last_error: str | None = None
+    tasks_done: int = 0
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class Worker:
+    """One task at a time; every protocol step is resumable because secrets are persisted."""
+
+    def __init__(
+        self,
+        *,
+        settings: NodeSettings,
+        client: HubClient,
+        runner: StepRunner,
+        store: NodeStore,
+        signing_key: SigningKey,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.runner = runner
+        self.store = store
+        self.signing_key = signing_key
+        self.status = WorkerStatus()
+        self._fresh = True
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop` is set; hub outages back off exponentially (with jitter)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.run_once(wait=self.settings.poll_seconds)
+                failures = 0
+            except HubUnavailable as exc:
+                failures += 1
+                delay = min(self.settings.max_backoff_seconds, 0.5 * 2**failures)
+                self.status.state, self.status.last_error = "hub unreachable", str(exc)
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                stop.wait(delay * random.uniform(0.5, 1.0))
+            except Exception as exc:  # never let one bad task stop the node
+                log.exception("worker loop error")
+                self.status.last_error = f"{exc.__class__.__name__}"
+                stop.wait(1.0)
+        self.status.state = "stopped"
+
+    def run_once(self, *, wait: float) -> bool:
+        """Report steward decisions, claim one task (waiting up to `wait`), run it."""
+        self._report_decisions()
+        self.status.state = "polling"
+        response = self.client.claim(
+            ClaimRequest(wait_seconds=wait, holding=self.store.holding(), fresh_start=self._fresh)
+        )
+        self._fresh = False
+        self.status.last_contact = dt.datetime.now(dt.UTC)
+        for query_id in response.ended:
+            self.runner.forget(query_id)
+            log.info("query %s ended; its secret and intermediate rows are destroyed", query_id)
+        if response.task is None:
+            self.status.state = "idle"
+            return False
+        self._handle(response.task)
+        return True
+
+    def _report_decisions(self) -> None:
+        for held in self.store.held():
+            if held.decision == "pending" or held.reported:
+                continue
+            decision = StewardDecision(
+                steward=held.steward or "steward",
+                approve=held.decision == "approved",
+                reason=held.decision_reason,
+            )
+            try:
+                self.client.decide(held.query_id, decision)
+            except HubRejected as exc:
+                log.warning("decision on %s not taken by the hub: %s", held.query_id, exc.message)
+            self.store.mark_reported(held.query_id)
+
+    def _handle(self, task: NodeTask) -> None:
+        self.status.state, self.status.current = "working", f"{task.kind} {task.query_id}"
+        log.info(
+            "task %s: %s for query %s (%s)",
+            task.id,
+            task.kind,
+            task.query_id,
+            task.input_step or "own cohorts",
+        )
+        try:
+            spec = parse_spec(task.spec)
+            decision = review(
+                spec,
+                agency=self.settings.agency,
+                agreements=self.settings.agreements,
+                on_unlisted=self.settings.on_unlisted,
+                approved=self.store.approved(task.query_id),
+                today=dt.datetime.now(dt.UTC).date(),
+            )
+            if decision.verdict != "run":
+                self._decline(task, decision.verdict, decision.reason, spec.agreement)
+                return
+            with self._heartbeats(task):
+                self._run(task)
+            self.client.complete(task.id, task.lease_token)
+            self.status.tasks_done += 1
+        except ProtocolError as exc:
+            # Tampered, replayed or malformed input: retrying cannot help.
+            log.warning("task %s failed: %s", task.id, exc)
+            self._fail(task, str(exc), retry=False)
+        except HubRejected as exc:
+            log.warning("task %s: %s", task.id, exc)
+        except HubUnavailable:
+            raise
+        except Exception as exc:
+            log.exception("task %s failed unexpectedly", task.id)
+            self._fail(
+                task,
+                f"internal error at node {self.settings.agency}: "
+                f"{exc.__class__.__name__} (see the node's log)",
+                retry=True,
+            )
+        finally:
+            self.status.current = None
+
+    def _run(self, task: NodeTask) -> None:
+        if task.kind == "start":
+            for envelope in self.runner.start(task):
+                self._push(task, envelope)
+            return
+        sealed, _ = self.client.fetch(task.query_id, task.input_step or "")
+        if task.kind == "forward":
+            self._push(task, self.runner.forward(task, sealed))
+            return
+        out = self.runner.join(task, sealed)
+        if out is None:
+            return
+        outcome = "released"
+        try:
+            self.client.push_tally(task.query_id, out.body, self.signing_key)
+        except HubRejected as exc:
+            if exc.status != 409:
+                raise
+            outcome = "duplicate"
+        self.store.log_outbound(
+            query_id=task.query_id,
+            kind="tally",
+            step="tally",
+            recipient="hub",
+            size=len(out.body),
+            rows=out.ciphertexts,
+            outcome=outcome,
+        )
+        if out.matched is not None:
+            log.info("query %s: %d matched records kept locally", task.query_id, out.matched)
+
+    def _push(self, task: NodeTask, envelope: Envelope) -> None:
+        outcome = "relayed"
+        try:
+            self.client.push(task.query_id, envelope.step, envelope.recipient, envelope.sealed)
+        except HubRejected as exc:
+            if exc.status != 409:
+                raise
+            outcome = "duplicate"  # a re-run step: the first copy is already relayed
+        self.store.log_outbound(
+            query_id=task.query_id,
+            kind="rows",
+            step=envelope.step,
+            recipient=envelope.recipient,
+            size=len(envelope.sealed),
+            rows=envelope.rows,
+            outcome=outcome,
+        )
+
+    def _decline(self, task: NodeTask, verdict: str, reason: str, agreement: str) -> None:
+        log.warning("task %s %s: %s", task.id, "refused" if verdict == "refuse" else "held", reason)
+        if verdict == "hold":
+            self.store.hold(task.query_id, agreement, reason)
+        self.client.report(
+            task.id, verdict, TaskProblem(lease_token=task.lease_token, reason=reason)
+        )
+        self.store.log_outbound(
+            query_id=task.query_id,
+            kind=verdict,
+            step=task.kind,
+            recipient="hub",
+            size=len(reason.encode()),
+            rows=0,
+            outcome="sent",
+        )
+
+    def _fail(self, task: NodeTask, reason: str, *, retry: bool) -> None:
+        self.status.last_error = reason
+        try:
+            problem = TaskProblem(lease_token=task.lease_token, reason=reason[:2000], retry=retry)
+            self.client.report(task.id, "fail", problem)
+        except HubRejected as exc:
+            log.warning("could not report the failure of task %s: %s", task.id, exc.message)
+
+    @contextmanager
+    def _heartbeats(self, task: NodeTask) -> Iterator[None]:
+        """Extend the lease from a side thread while the (CPU-bound) step runs."""
+        done = threading.Event()
+        interval = min(self.settings.heartbeat_seconds, task.lease_seconds / 3)
+
+        def beat() -> None:
+            while not done.wait(interval):
+                try:
+                    self.client.heartbeat(task.id, task.lease_token)
+                except (HubRejected, HubUnavailable) as exc:
+                    log.warning("heartbeat for task %s: %s", task.id, exc)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{task.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)

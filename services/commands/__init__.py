@@ -1,0 +1,1 @@
+"""Service command groups: `crosstally hub|node|query|admin ...` (wired in crosstally/cli.py)."""

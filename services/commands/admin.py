@@ -1,0 +1,159 @@
+"""`crosstally admin ...`: enroll nodes, issue credentials, record agreements, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from services.commands.common import HubUrl, Token, console, fail, hub_api
+from services.commands.query import DEFAULT_HUB, load_spec
+
+app = typer.Typer(help="Hub administration (admin or auditor credential).", no_args_is_help=True)
+credential_app = typer.Typer(help="People's credentials.", no_args_is_help=True)
+agreement_app = typer.Typer(help="Data-sharing agreements.", no_args_is_help=True)
+app.add_typer(credential_app, name="credential")
+app.add_typer(agreement_app, name="agreement")
+
+
+@app.command()
+def enroll(
+    public_keys: Annotated[Path, typer.Argument(help="JSON printed by `crosstally node keygen`")],
+    hub: HubUrl = DEFAULT_HUB,
+    token: Token = "",
+) -> None:
+    """Enroll a node; prints its credential once (hand it to the agency's IT securely)."""
+    try:
+        document = json.loads(public_keys.read_text())
+        agency, box, verify = document["agency"], document["box_key"], document["verify_key"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise fail(f"{public_keys} is not a node's public key document: {exc}") from exc
+    with hub_api(hub, token) as api:
+        issued = api.enroll(agency, box, verify)
+    console.print(f"enrolled {agency}; its credential (shown once):")
+    typer.echo(issued.token)
+
+
+@app.command()
+def nodes(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+    """Enrolled nodes and when each last called in."""
+    with hub_api(hub, token) as api:
+        for n in api.nodes():
+            seen = f"{n.last_seen:%Y-%m-%d %H:%M:%S}" if n.last_seen else "never"
+            console.print(f"{n.agency:<10} {'active' if n.active else 'inactive':<9} seen {seen}")
+
+
+@credential_app.command("issue")
+def issue_credential(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, operator, analyst or auditor")],
+    hub: HubUrl = DEFAULT_HUB,
+    token: Token = "",
+) -> None:
+    """Issue a credential; the token is printed once and stored only as a hash."""
+    with hub_api(hub, token) as api:
+        issued = api.issue(name, role)
+    console.print(f"credential {issued.id} for {issued.name} ({issued.role}):")
+    typer.echo(issued.token)
+
+
+@credential_app.command("list")
+def list_credentials(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+    with hub_api(hub, token) as api:
+        for c in api.credentials():
+            state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
+            console.print(f"{c.id:>4} {c.name:<20} {c.role:<9} {state}")
+
+
+@credential_app.command("revoke")
+def revoke_credential(credential_id: int, hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+    with hub_api(hub, token) as api:
+        api.revoke(credential_id)
+    console.print(f"credential {credential_id} revoked")
+
+
+def read_terms(path: Path) -> Any:
+    from services.wire import AgreementTerms
+
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        return AgreementTerms.model_validate(data)
+    except (OSError, ValueError) as exc:
+        raise fail(f"{path}: not a valid agreement: {exc}") from exc
+
+
+@agreement_app.command("create")
+def create_agreement(
+    terms: Annotated[Path, typer.Argument(help="agreement terms, JSON or TOML")],
+    hub: HubUrl = DEFAULT_HUB,
+    token: Token = "",
+) -> None:
+    """Record a signed agreement at the hub (each node keeps its own copy too)."""
+    document = read_terms(terms)
+    with hub_api(hub, token) as api:
+        out = api.create_agreement(document)
+    console.print(f"agreement {out.id} recorded ({', '.join(out.participants)})")
+
+
+@agreement_app.command("list")
+def list_agreements(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+    with hub_api(hub, token) as api:
+        for a in api.agreements():
+            console.print(
+                f"{a.id:<16} {a.valid_from} .. {a.valid_until}  {', '.join(a.kinds)}  "
+                f"{', '.join(a.participants)}"
+            )
+
+
+@agreement_app.command("draft")
+def draft_agreement(
+    spec: Annotated[str, typer.Argument(help="spec JSON file, or a template name")],
+    analyst: Annotated[list[str], typer.Option(help="analysts who may read results")],
+    valid_from: Annotated[str, typer.Option(help="YYYY-MM-DD")] = str(dt.date.today()),
+    valid_until: Annotated[str, typer.Option(help="YYYY-MM-DD")] = str(
+        dt.date.today().replace(year=dt.date.today().year + 1)
+    ),
+) -> None:
+    """Print the narrowest agreement terms that permit a spec, as a starting point."""
+    from protocol.errors import InvalidSpec
+    from protocol.spec import parse_spec
+    from services.governance import terms_for_spec
+
+    try:
+        parsed = parse_spec(load_spec(spec))
+        terms = terms_for_spec(
+            parsed,
+            analysts=analyst,
+            valid_from=dt.date.fromisoformat(valid_from),
+            valid_until=dt.date.fromisoformat(valid_until),
+        )
+    except (InvalidSpec, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(json.dumps(terms.model_dump(mode="json"), indent=2))
+
+
+@app.command()
+def audit(
+    hub: HubUrl = DEFAULT_HUB,
+    token: Token = "",
+    query: Annotated[str | None, typer.Option(help="only this query's entries")] = None,
+    verify: Annotated[bool, typer.Option(help="recompute the hash chain")] = False,
+) -> None:
+    """Read the hub's audit log, or verify its hash chain (auditor or admin)."""
+    with hub_api(hub, token) as api:
+        if verify:
+            check = api.verify_audit()
+            if not check.ok:
+                raise fail(f"audit chain broken at entry {check.first_bad}: {check.problem}")
+            console.print(f"audit chain ok: {check.entries} entries, head {check.head[:16]}")
+            return
+        for e in api.audit(query):
+            detail = json.dumps(e["detail"], separators=(",", ":"))
+            console.print(
+                f"{e['seq']:>6} {e['at'][:19]} {e['actor']:<14} {e['action']:<18} {detail}"
+            )

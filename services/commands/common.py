@@ -1,0 +1,54 @@
+"""What every service command shares: the console, logging, hub client options, failing cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from services.hub_api import HubAPI, HubError
+
+console = Console()
+err = Console(stderr=True)
+
+HubUrl = Annotated[
+    str,
+    typer.Option("--hub", envvar="CROSSTALLY_HUB_URL", help="hub base URL"),
+]
+Token = Annotated[
+    str,
+    typer.Option("--token", envvar="CROSSTALLY_TOKEN", help="your credential", show_default=False),
+]
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll drowns the log
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def hub_api(url: str, token: str) -> Iterator[HubAPI]:
+    """A hub client whose errors end the command with the hub's own message."""
+    if not token:
+        raise fail("no credential: pass --token or set CROSSTALLY_TOKEN")
+    try:
+        with HubAPI(url, token) as api:
+            yield api
+    except HubError as exc:
+        raise fail(str(exc)) from exc
+
+
+def default_hub_url() -> str:
+    return os.environ.get("CROSSTALLY_HUB_URL", "http://127.0.0.1:8700")

@@ -1,0 +1,77 @@
+"""`crosstally hub serve|migrate|health`: run the hub (settings from CROSSTALLY_HUB_*)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from services.commands.common import fail, setup_logging
+
+if TYPE_CHECKING:
+    from services.hub.config import HubSettings
+
+app = typer.Typer(help="Run the hub service.", no_args_is_help=True)
+SERVE_COMMAND = ("crosstally", "hub", "serve")
+
+
+def _settings(**overrides: object) -> HubSettings:
+    from pydantic import ValidationError
+
+    from services.hub.config import HubSettings
+
+    try:
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return HubSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise fail(f"hub settings: {problems}") from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address (CROSSTALLY_HUB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port (CROSSTALLY_HUB_PORT)")] = None,
+) -> None:
+    """Migrate the store to the newest schema, then serve the API."""
+    import uvicorn
+
+    from services.hub.app import create_app
+
+    settings = _settings(host=host, port=port)
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the hub's database to the newest schema and exit."""
+    from services.hub.store.db import Database
+    from services.hub.store.migrate import upgrade
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        upgrade(db.engine)
+    finally:
+        db.dispose()
+    typer.echo(f"{db.engine.dialect.name} store is at the newest schema")
+
+
+@app.command()
+def health(
+    url: Annotated[str, typer.Option(help="the hub's base URL")] = "http://127.0.0.1:8700",
+) -> None:
+    """Exit 0 when the hub answers its health check (for container health checks)."""
+    import httpx
+
+    try:
+        httpx.get(f"{url}/healthz", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise fail(f"hub at {url} is not healthy: {exc}") from exc

@@ -1,0 +1,250 @@
+"""`crosstally node ...`: run an agency node, check its extract, keys, steward decisions, logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from services.commands.common import console, fail, setup_logging
+
+if TYPE_CHECKING:
+    from services.agency_node.config import NodeSettings
+    from services.agency_node.store import NodeStore
+
+app = typer.Typer(help="Run and look after an agency node.", no_args_is_help=True)
+SERVE_COMMAND = ("crosstally", "node", "serve")
+Config = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="CROSSTALLY_NODE_CONFIG", help="node TOML config"),
+]
+
+
+def _settings(config: Path) -> NodeSettings:
+    from services.agency_node.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _store(config: Path) -> NodeStore:
+    from services.agency_node.store import NodeStore
+
+    return NodeStore(_settings(config).store_path)
+
+
+@app.command()
+def serve(config: Config, log_level: str = "info") -> None:
+    """Pull tasks from the hub (no inbound port) and serve the local admin API on loopback."""
+    import uvicorn
+
+    from crosstally.extract import ExtractError
+    from services.agency_node.admin import create_admin_app
+    from services.agency_node.config import ConfigError
+    from services.agency_node.runtime import build
+
+    setup_logging(log_level)
+    settings = _settings(config)
+    try:
+        runtime = build(settings)
+    except (ConfigError, ExtractError) as exc:
+        raise fail(str(exc)) from exc
+    uvicorn.run(
+        create_admin_app(runtime),
+        host=settings.admin_host,
+        port=settings.admin_port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def check(
+    config: Config,
+    problems: Annotated[int, typer.Option(help="row problems to list")] = 20,
+) -> None:
+    """Validate the extract, column map, keys and agreements; print a data-quality profile."""
+    from crosstally.extract import ExtractError, quality_profile
+    from services.agency_node.keys import read_keys
+    from services.agency_node.runtime import load_extract
+
+    settings = _settings(config)
+    try:
+        extract = load_extract(settings)
+    except ExtractError as exc:
+        raise fail(str(exc)) from exc
+    profile = quality_profile(extract)
+    table = Table(title=f"{settings.agency} extract: {extract.source}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("rows read", f"{extract.rows_read:,}")
+    table.add_row("records kept", f"{profile.records:,}")
+    table.add_row("rows excluded", f"{profile.excluded_rows:,}")
+    for name, share in profile.missing.items():
+        table.add_row(f"missing {name}", f"{share:.1%}")
+    table.add_row("invalid DOB", f"{profile.invalid_dob:,}")
+    table.add_row("invalid SSN", f"{profile.invalid_ssn:,}")
+    table.add_row("person ids on several records", f"{profile.duplicate_person_ids:,}")
+    console.print(table)
+    console.print(f"columns: {', '.join(extract.columns)}")
+    for problem in extract.problems[:problems]:
+        console.print(f"  [yellow]{problem}[/yellow]")
+    if len(extract.problems) > problems:
+        console.print(f"  ... and {len(extract.problems) - problems:,} more problems")
+    try:
+        read_keys(settings.keys_file)
+        console.print(f"keys: {settings.keys_file} ok")
+    except ValueError as exc:
+        console.print(f"[red]keys: {exc}[/red]")
+    signed = ", ".join(a.id for a in settings.agreements) or "none"
+    console.print(f"agreements signed: {signed}; tasks outside them: {settings.on_unlisted}")
+
+
+@app.command()
+def keygen(
+    agency: Annotated[str, typer.Option(help="agency code, e.g. DCF")],
+    out: Annotated[Path, typer.Option(help="private key file to create (mode 0600)")],
+) -> None:
+    """Make the node's long-term keys; prints the public half for the hub administrator."""
+    from protocol.envelope import PartyKeys
+    from services.agency_node.keys import public_document, write_keys
+
+    keys = PartyKeys.generate()
+    try:
+        write_keys(out, keys, agency)
+    except FileExistsError as exc:
+        raise fail(f"{out} exists; keys are never overwritten") from exc
+    typer.echo(json.dumps(public_document(keys, agency), indent=2))
+
+
+@app.command()
+def init(
+    agency: Annotated[str, typer.Option(help="agency code, e.g. DCF")],
+    directory: Annotated[Path, typer.Option("--dir", help="directory to create")],
+    hub_url: Annotated[str, typer.Option(help="the hub's URL as the node sees it")],
+    extract: Annotated[str, typer.Option(help="extract path, relative to --dir")],
+    data_dir: Annotated[str, typer.Option(help="the node's store directory")] = "data",
+) -> None:
+    """Start a node's configuration directory: keys, node.toml and the public half to enroll."""
+    from protocol.envelope import PartyKeys
+    from services.agency_node.keys import public_document, write_keys
+    from services.loopback import node_toml
+
+    if (directory / "node.toml").exists():
+        raise fail(f"{directory / 'node.toml'} exists; nothing was changed")
+    keys = PartyKeys.generate()
+    write_keys(directory / "node.keys.json", keys, agency)
+    public = directory / f"{agency.lower()}.public.json"
+    public.write_text(json.dumps(public_document(keys, agency), indent=2) + "\n")
+    settings = {
+        "agency": agency,
+        "hub_url": hub_url,
+        "credential_file": "credential",
+        "keys_file": "node.keys.json",
+        "data_dir": data_dir,
+        "on_unlisted": "hold",
+        "extract": {"path": extract},
+    }
+    (directory / "node.toml").write_text(node_toml(settings, []))
+    console.print(
+        f"wrote {directory}/node.toml and node.keys.json. Next:\n"
+        f"  1. the hub administrator runs: crosstally admin enroll {public}\n"
+        f"  2. save the credential it prints as {directory}/credential (mode 0600)\n"
+        f"  3. add the agreements {agency} signed to node.toml ([[agreements]])\n"
+        f"  4. crosstally node check --config {directory}/node.toml"
+    )
+
+
+@app.command()
+def held(config: Config) -> None:
+    """Queries held for the data steward's decision."""
+    rows = _store(config).held()
+    if not rows:
+        console.print("no held queries")
+    for h in rows:
+        console.print(f"{h.query_id}  {h.agreement}  {h.decision}  held {h.held_at}\n  {h.reason}")
+
+
+def _decide(config: Path, query_id: str, *, approve: bool, steward: str, reason: str) -> None:
+    if not _store(config).decide(query_id, approve=approve, steward=steward, reason=reason):
+        raise fail(f"no pending held query {query_id}; see `crosstally node held`")
+    verb = "approved" if approve else "rejected"
+    console.print(f"{verb}; the running node tells the hub on its next poll")
+
+
+@app.command()
+def approve(
+    query_id: str,
+    config: Config,
+    steward: Annotated[str, typer.Option(help="your name, for the audit logs")],
+) -> None:
+    """Let a held query run on this node (the steward's decision is logged at the hub)."""
+    _decide(config, query_id, approve=True, steward=steward, reason="")
+
+
+@app.command()
+def reject(
+    query_id: str,
+    config: Config,
+    steward: Annotated[str, typer.Option(help="your name, for the audit logs")],
+    reason: Annotated[str, typer.Option(help="why, for the operator")] = "",
+) -> None:
+    """Refuse a held query; it fails at the hub with your reason."""
+    _decide(config, query_id, approve=False, steward=steward, reason=reason)
+
+
+@app.command()
+def matches(
+    query_id: str,
+    config: Config,
+    out: Annotated[Path | None, typer.Option(help="write the record ids to this CSV")] = None,
+) -> None:
+    """Record ids a match query found (kept on this node only)."""
+    ids = _store(config).members(query_id)
+    if out is None:
+        console.print(f"{len(ids):,} matched records; pass --out to write them")
+        return
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_id"])
+        writer.writerows([i] for i in ids)
+    console.print(f"{len(ids):,} record ids written to {out}")
+
+
+@app.command()
+def log(
+    config: Config,
+    verify: Annotated[bool, typer.Option(help="check the hash chain")] = False,
+) -> None:
+    """Everything that left this node: query, step, recipient, bytes and rows."""
+    store = _store(config)
+    if verify:
+        check = store.verify_outbound()
+        if not check.ok:
+            raise fail(f"outbound log broken at entry {check.first_bad}: {check.problem}")
+        console.print(f"outbound log ok: {check.entries} entries, head {check.head[:16]}")
+        return
+    for e in store.outbound():
+        console.print(
+            f"{e.seq:>5} {e.at} {e.query_id} {e.kind:<7} {e.step:<16} -> {e.recipient:<9} "
+            f"{e.bytes:>12,} B {e.rows:>8,} rows {e.outcome}"
+        )
+
+
+@app.command()
+def health(config: Config) -> None:
+    """Exit 0 when the node's local admin API answers (for container health checks)."""
+    import httpx
+
+    settings = _settings(config)
+    url = f"http://{settings.admin_host}:{settings.admin_port}/healthz"
+    try:
+        httpx.get(url, timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise fail(f"node at {url} is not healthy: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Data-sharing agreements the hub checks every query against."""

@@ -1,0 +1,102 @@
+"""The hub's FastAPI app: domain routers, one error handler, body limits, migrations, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from services.hub.agreements.routes import router as agreements_router
+from services.hub.audit.routes import router as audit_router
+from services.hub.config import HubSettings
+from services.hub.context import Clock, HubContext
+from services.hub.credentials.routes import router as credentials_router
+from services.hub.errors import install_handlers
+from services.hub.limits import BodyLimit
+from services.hub.mailbox.routes import router as mailbox_router
+from services.hub.nodes.routes import router as nodes_router
+from services.hub.queries.routes import router as queries_router
+from services.hub.queries.vault import KeyVault
+from services.hub.results.routes import router as results_router
+from services.hub.store.base import utcnow
+from services.hub.store.db import Database
+from services.hub.store.migrate import upgrade
+from services.hub.tasks import service as tasks
+from services.hub.tasks.routes import router as tasks_router
+from services.hub.transparency.routes import VERSION
+from services.hub.transparency.routes import router as public_router
+
+log = logging.getLogger("crosstally.hub")
+BLOB_PREFIXES = ("/v1/node/mailbox/", "/v1/node/queries/")
+DESCRIPTION = """\
+Coordinates privacy-preserving cross-agency queries. Agency nodes pull tasks, relay sealed
+row sets through the hub's mailbox and send the joiner's encrypted tally; the hub decrypts,
+applies disclosure control and releases tables to the analysts an agreement names.
+Every route except `/healthz` and `/v1/transparency` needs `Authorization: Bearer <token>`.
+"""
+
+
+def sweep_once(hub: HubContext) -> None:
+    with hub.db.transaction() as session:
+        tasks.sweep(session=session, now=hub.now(), max_attempts=hub.settings.max_attempts)
+
+
+async def _sweep_forever(hub: HubContext) -> None:
+    while True:
+        await asyncio.sleep(hub.settings.sweep_seconds)
+        try:
+            await run_in_threadpool(sweep_once, hub)
+        except Exception:  # keep sweeping; the next round retries
+            log.exception("sweep failed")
+
+
+def create_app(
+    settings: HubSettings | None = None, *, clock: Clock = utcnow, background: bool = True
+) -> FastAPI:
+    """Build the hub. `background=False` leaves sweeping to the caller (tests drive time)."""
+    settings = settings or HubSettings()
+    db = Database(settings.database_url)
+    hub = HubContext(settings=settings, db=db, vault=KeyVault(settings.kek()), clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(upgrade, db.engine)
+        sweeper = asyncio.create_task(_sweep_forever(hub)) if background else None
+        log.info("hub ready (%s store, %s)", db.engine.dialect.name, settings.environment)
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            db.dispose()
+
+    app = FastAPI(
+        title="crosstally hub", version=VERSION, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.hub = hub
+    install_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        json_limit=settings.max_json_bytes,
+        blob_limit=settings.max_blob_bytes,
+        blob_prefixes=BLOB_PREFIXES,
+    )
+    for router in (
+        public_router,
+        nodes_router,
+        credentials_router,
+        agreements_router,
+        queries_router,
+        results_router,
+        tasks_router,
+        mailbox_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    return app

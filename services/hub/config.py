@@ -1,0 +1,79 @@
+"""Hub settings from the environment (prefix CROSSTALLY_HUB_); placeholders refused in prod."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "example", "todo"}
+)
+MIN_TOKEN_CHARS = 32
+
+
+def is_placeholder(value: str) -> bool:
+    """A value nobody should deploy: empty, a known placeholder, or too short to be unguessable."""
+    text = value.strip().lower()
+    return text in PLACEHOLDERS or text.startswith("changeme") or len(text) < MIN_TOKEN_CHARS
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub reads at startup; see docs/services.md for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="CROSSTALLY_HUB_", extra="ignore")
+
+    environment: Literal["development", "production"] = "production"
+    database_url: str = "sqlite:///crosstally-hub.sqlite"
+    admin_token: SecretStr = Field(
+        default=SecretStr(""), description="bootstrap admin bearer token (>= 32 random chars)"
+    )
+    key_encryption_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="base64 32-byte key that encrypts Paillier private keys at rest",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    query_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    long_poll_seconds: float = Field(default=20.0, ge=0, le=60)
+    sweep_seconds: float = Field(default=2.0, gt=0)
+    max_json_bytes: int = Field(default=1 << 20, ge=1024)
+    max_blob_bytes: int = Field(default=512 << 20, ge=1024)
+    paillier_bits: int = Field(default=2048, ge=2048)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> HubSettings:
+        if self.environment == "development":
+            return self
+        if is_placeholder(self.admin_token.get_secret_value()):
+            raise ValueError(
+                "CROSSTALLY_HUB_ADMIN_TOKEN is missing or a placeholder; set at least 32 random "
+                "characters (python -c 'import secrets; print(secrets.token_urlsafe(32))'), or "
+                "set CROSSTALLY_HUB_ENVIRONMENT=development for a local trial"
+            )
+        if not self.key_encryption_key.get_secret_value():
+            raise ValueError(
+                "CROSSTALLY_HUB_KEY_ENCRYPTION_KEY is missing; set a base64 32-byte key "
+                "(python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+            )
+        self.kek()
+        return self
+
+    def kek(self) -> bytes:
+        """The 32-byte key-encryption key; in development a fixed key stands in if none is set."""
+        text = self.key_encryption_key.get_secret_value()
+        if not text and self.environment == "development":
+            return b"crosstally-development-only-key!"
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("CROSSTALLY_HUB_KEY_ENCRYPTION_KEY is not valid base64") from exc
+        if len(key) != 32:
+            raise ValueError("CROSSTALLY_HUB_KEY_ENCRYPTION_KEY must decode to 32 bytes")
+        return key

@@ -1,0 +1,1 @@
+"""The relay mailbox: sealed node-to-node blobs the hub stores but cannot read."""

@@ -1,0 +1,1 @@
+"""Queries: submission against an agreement, the Paillier key's life, progress and end."""

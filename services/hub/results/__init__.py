@@ -1,0 +1,1 @@
+"""Results: the joiner's encrypted tally in, a disclosure-controlled table out."""

@@ -1,0 +1,138 @@
+"""Accepting the joiner's encrypted tally, decrypting it, releasing the protected table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+from sqlalchemy.orm import Session
+
+from protocol.errors import MalformedMessage
+from protocol.messages import EncryptedTally
+from protocol.paillier import PublicKey
+from protocol.tally import HubTally, TallyResult
+from services.hub.agreements import service as agreements
+from services.hub.agreements.models import Agreement
+from services.hub.audit import service as audit
+from services.hub.auth import Principal
+from services.hub.context import HubContext
+from services.hub.errors import Conflict, Forbidden, Gone, NotFound
+from services.hub.nodes.models import Node
+from services.hub.queries import service as queries
+from services.hub.queries.models import Query
+from services.hub.results.models import Result
+from services.wire import ResultOut, TallyReceipt, tally_message
+
+_BAD_SIGNATURE = "the tally's signature does not verify: tampered, truncated or from another node"
+
+
+def _check_sender(session: Session, query: Query, agency: str, body: bytes, sig: str) -> None:
+    if agency != query.joiner:
+        raise Forbidden(f"only the joiner ({query.joiner}) sends query {query.id}'s tally")
+    node = session.get(Node, agency)
+    assert node is not None  # authenticated nodes are enrolled
+    try:
+        VerifyKey(node.verify_key).verify(
+            tally_message(query.id, body), base64.b64decode(sig, validate=True)
+        )
+    except (BadSignatureError, binascii.Error, ValueError) as exc:
+        raise MalformedMessage(_BAD_SIGNATURE) from exc
+
+
+def accept_tally(
+    *, hub: HubContext, query_id: str, agency: str, body: bytes, signature: str
+) -> TallyReceipt:
+    """Verify, decrypt and protect; then store the table and end the query (key destroyed)."""
+    with hub.db.transaction() as session:
+        query = queries.load(session=session, query_id=query_id)
+        if not queries.is_open(query):
+            raise Conflict(f"query {query_id} has ended ({query.status}); its tally was taken")
+        _check_sender(session, query, agency, body, signature)
+        message = EncryptedTally.from_bytes(body)
+        public_key = PublicKey.from_bytes(query.public_key)
+        if query.sealed_private_key is None:
+            raise Gone(f"query {query_id}'s private key was destroyed")
+        private_key = hub.vault.open(query_id, public_key, query.sealed_private_key)
+        spec = queries.spec_of(query)
+        joiner = query.joiner
+    # Decryption can take seconds for many group codes: outside any transaction.
+    tally = HubTally(spec, joiner=joiner, query_id=query_id, keypair=(public_key, private_key))
+    try:
+        result: TallyResult = tally.finish(message)
+    finally:
+        private_key.destroy()
+    now = hub.now()
+    with hub.db.transaction() as session:
+        query = queries.load(session=session, query_id=query_id, lock=True)
+        if not queries.is_open(query) or session.get(Result, query_id) is not None:
+            raise Conflict(f"query {query_id} has ended ({query.status}); its tally was taken")
+        agreement = session.get(Agreement, query.agreement_id)
+        assert agreement is not None
+        table = result.released.to_dict()
+        session.add(
+            Result(
+                query_id=query_id,
+                table=table,
+                released_at=now,
+                destroy_after=agreement.destroy_results_after,
+            )
+        )
+        query.steps_done = query.steps_total
+        statuses = [c["status"] for c in table["cells"]]
+        audit.record(
+            session=session,
+            at=now,
+            actor=f"node:{agency}",
+            action="tally.received",
+            query_id=query_id,
+            detail={"bytes": len(body), "mode": message.mode},
+        )
+        audit.record(
+            session=session,
+            at=now,
+            actor="hub",
+            action="result.released",
+            query_id=query_id,
+            detail={
+                "cells": len(statuses),
+                "suppressed": sum(1 for s in statuses if s != "released"),
+            },
+        )
+        queries.end(session=session, query=query, status="released", now=now)
+        return TallyReceipt(query_id=query_id, status="released")
+
+
+def read(*, session: Session, query_id: str, reader: Principal, now: dt.datetime) -> ResultOut:
+    """The released table, for analysts the query's agreement names."""
+    query = queries.load(session=session, query_id=query_id)
+    agreement = session.get(Agreement, query.agreement_id)
+    assert agreement is not None
+    if reader.name not in agreements.terms_of(agreement).analysts:
+        raise Forbidden(
+            f"{reader.name} is not an analyst of agreement {query.agreement_id}; "
+            "ask its data stewards to add you"
+        )
+    result = session.get(Result, query_id)
+    if result is None:
+        raise NotFound(f"query {query_id} has no released result yet (status {query.status})")
+    if result.table is None:
+        raise Gone(f"query {query_id}'s result was destroyed at its agreement's destruction date")
+    audit.record(
+        session=session,
+        at=now,
+        actor=reader.name,
+        action="result.read",
+        query_id=query_id,
+        detail={},
+    )
+    return ResultOut(
+        query_id=query_id,
+        name=query.name,
+        agreement=query.agreement_id,
+        kind=query.kind,
+        released_at=result.released_at,
+        table=result.table,
+    )

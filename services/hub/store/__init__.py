@@ -1,0 +1,1 @@
+"""The hub's store: SQLAlchemy models, sessions and Alembic migrations (SQLite or PostgreSQL)."""

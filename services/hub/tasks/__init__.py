@@ -1,0 +1,1 @@
+"""Tasks leased to nodes: claim with a lease, heartbeat, complete, refuse, hold, retry."""

@@ -1,0 +1,164 @@
+"""The agency node's own parts: settings, keys, its agreement check, its store and outbound log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from crosstally.extract import ColumnMap
+from protocol.envelope import PartyKeys
+from protocol.spec import parse_spec
+from services.agency_node.config import ConfigError, load_settings
+from services.agency_node.keys import read_keys, write_keys
+from services.agency_node.review import review
+from services.agency_node.runtime import load_extract
+from services.agency_node.store import NodeStore
+from services.loopback import node_toml
+from tests.services.harness import agreement_for, template_spec
+
+CROSSOVER = template_spec("crossover-youth")
+TODAY = dt.date(2026, 6, 30)
+
+
+def write_config(tmp_path: Path, **extra: object) -> Path:
+    settings = {
+        "agency": "DCF",
+        "hub_url": "http://127.0.0.1:8700",
+        "credential_file": "credential",
+        "keys_file": "dcf.keys.json",
+        "data_dir": "data",
+        "extract": {"path": "dcf.csv", "columns": {"record_id": "CLIENT_ID"}},
+        **extra,
+    }
+    (tmp_path / "credential").write_text("t" * 43)
+    path = tmp_path / "node.toml"
+    path.write_text(node_toml(settings, [agreement_for(CROSSOVER)]))
+    return path
+
+
+def test_settings_come_from_the_file_with_environment_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path)
+    monkeypatch.setenv("CROSSTALLY_NODE_POLL_SECONDS", "3")
+    settings = load_settings(path)
+    assert settings.agency == "DCF" and settings.poll_seconds == 3
+    assert settings.extract.path == tmp_path / "dcf.csv"  # relative to the file
+    assert settings.token() == "t" * 43
+    assert [a.id for a in settings.agreements] == ["DSA-2024-007"]
+
+
+def test_placeholder_credentials_and_open_admin_ports_are_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    (tmp_path / "credential").write_text("changeme")
+    with pytest.raises(ConfigError, match="credential is missing or a placeholder"):
+        load_settings(path)
+    (tmp_path / "credential").write_text("t" * 43)
+    with pytest.raises(ConfigError, match="loopback only"):
+        load_settings(write_config(tmp_path, admin_host="0.0.0.0"))
+
+
+def test_keys_are_written_for_the_owner_only_and_read_back(tmp_path: Path) -> None:
+    keys = PartyKeys.generate()
+    path = tmp_path / "k.json"
+    write_keys(path, keys, "DCF")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_keys(path).public == keys.public
+    with pytest.raises(FileExistsError):
+        write_keys(path, keys, "DCF")
+
+
+def test_the_node_reads_a_sql_extract_through_its_column_map(tmp_path: Path) -> None:
+    database = tmp_path / "agency.sqlite"
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "CREATE TABLE clients (CLIENT_ID TEXT, FNAME TEXT, LNAME TEXT, DOB TEXT, placed TEXT)"
+        )
+        conn.executemany(
+            "INSERT INTO clients VALUES (?, ?, ?, ?, ?)",
+            [
+                ("C1", "Ana", "Diaz", "2008-02-03", "Y"),
+                ("C2", "Bo", "Li", "2009-13-40", "N"),
+                ("", "No", "Id", "2010-01-01", "Y"),
+            ],
+        )
+    settings = load_settings(
+        write_config(tmp_path),
+        extract={
+            "url": f"sqlite:///{database}",
+            "query": "SELECT * FROM clients",
+            "columns": {
+                "record_id": "CLIENT_ID",
+                "first_name": "FNAME",
+                "last_name": "LNAME",
+                "dob": "DOB",
+            },
+        },
+    )
+    extract = load_extract(settings)
+    assert [r.record_id for r in extract.records] == ["C1", "C2"]
+    assert extract.excluded == 1 and any(p.field == "dob" for p in extract.problems)
+    assert "placed" in extract.columns
+    assert ColumnMap().source("dob") == "dob"
+
+
+def test_a_node_runs_only_what_its_agency_signed() -> None:
+    spec = parse_spec(CROSSOVER)
+    signed = agreement_for(CROSSOVER)
+    ok = review(
+        spec, agency="DCF", agreements=[signed], on_unlisted="refuse", approved=False, today=TODAY
+    )
+    assert ok.verdict == "run"
+    unsigned = review(
+        spec, agency="DCF", agreements=[], on_unlisted="hold", approved=False, today=TODAY
+    )
+    assert unsigned.verdict == "hold" and "has not signed agreement DSA-2024-007" in unsigned.reason
+    expired = signed.model_copy(update={"valid_until": dt.date(2025, 1, 1)})
+    late = review(
+        spec, agency="DCF", agreements=[expired], on_unlisted="refuse", approved=False, today=TODAY
+    )
+    assert late.verdict == "refuse" and "expired on 2025-01-01" in late.reason
+    narrower = signed.model_copy(update={"contributions": {"DCF": ["placed"], "JBCSSD": []}})
+    # Each node checks its own columns only: JB-CSSD's part is JB-CSSD's business.
+    dcf = review(
+        spec, agency="DCF", agreements=[narrower], on_unlisted="refuse", approved=False, today=TODAY
+    )
+    assert "does not let DCF contribute" in dcf.reason and "JBCSSD contribute" not in dcf.reason
+    approved = review(
+        spec, agency="DCF", agreements=[], on_unlisted="refuse", approved=True, today=TODAY
+    )
+    assert approved.verdict == "run"
+
+
+def test_the_outbound_log_is_chained_and_tamper_evident(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.sqlite")
+    for step in ("rows:dcf:1", "rows:jj:2"):
+        store.log_outbound(
+            query_id="q",
+            kind="rows",
+            step=step,
+            recipient="JBCSSD",
+            size=100,
+            rows=5,
+            outcome="relayed",
+        )
+    assert store.verify_outbound().ok and store.verify_outbound().entries == 2
+    with sqlite3.connect(tmp_path / "node.sqlite") as conn:
+        conn.execute("UPDATE outbound_log SET rows = 6 WHERE seq = 1")
+    check = store.verify_outbound()
+    assert not check.ok and check.first_bad == 1
+
+
+def test_a_query_secret_is_kept_until_the_query_ends(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.sqlite")
+    store.save_query_state("q", b"s" * 32, b"e")
+    store.save_query_state("q", b"x" * 32, b"f")  # a re-run never replaces the first secret
+    assert store.query_state("q") == (b"s" * 32, b"e") and store.holding() == ["q"]
+    store.save_members("q", ["R1"])
+    store.forget("q")
+    assert store.query_state("q") is None and store.holding() == []
+    assert store.members("q") == ["R1"]  # the match result is the node's to keep
