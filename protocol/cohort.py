@@ -174,15 +174,28 @@ def prepare_cohort(
     profile: KeyProfile,
     normalize: Normalizer = normalize_records,
 ) -> PreparedCohort:
-    """Select a cohort's records and group them into persons.
+    """Select a cohort's records and group them into persons (`group_persons`).
 
-    Records are grouped by the agency's own person id, by exact local identity (valid
-    SSN with DOB, or first name, last name and DOB) and by `fuzzy_duplicate_pairs`: the
-    node links its own records in the clear, which is allowed, so one person makes one row.
+    The node links its own records in the clear, which is allowed, so that one person
+    makes one row.
     """
     chosen = [r for r in records if where.matches(r)]
     normalized = normalize(chosen, where.as_of)
-    parent = list(range(len(chosen)))
+    groups = group_persons(chosen, normalized, profile)
+    persons = [[chosen[i] for i in members] for members in groups]
+    norm = [[normalized[i] for i in members] for members in groups]
+    return PreparedCohort(label, persons, norm, profile, len(chosen))
+
+
+def group_persons(
+    records: Sequence[PersonRecord], normalized: Sequence[NormalizedPerson], profile: KeyProfile
+) -> list[list[int]]:
+    """Indices of one agency's records grouped by person, groups in first-record order.
+
+    Grouped by the agency's own person id, exact SSN with DOB, exact name with DOB, and
+    `fuzzy_duplicate_pairs` (one error in name or DOB, with the same SSN or address).
+    """
+    parent = list(range(len(records)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -190,23 +203,21 @@ def prepare_cohort(
             i = parent[i]
         return i
 
-    first_seen: dict[tuple[str, ...], int] = {}
-    for i, (record, person) in enumerate(zip(chosen, normalized, strict=True)):
-        for key in _local_keys(record, person):
-            j = first_seen.setdefault(key, i)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    for i, j in fuzzy_duplicate_pairs(normalized, profile):
+    def union(i: int, j: int) -> None:
         ri, rj = find(i), find(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
+
+    first_seen: dict[tuple[str, ...], int] = {}
+    for i, (record, person) in enumerate(zip(records, normalized, strict=True)):
+        for key in _local_keys(record, person):
+            union(i, first_seen.setdefault(key, i))
+    for i, j in fuzzy_duplicate_pairs(normalized, profile):
+        union(i, j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(chosen)):
+    for i in range(len(records)):
         groups.setdefault(find(i), []).append(i)
-    persons = [[chosen[i] for i in members] for members in groups.values()]
-    norm = [[normalized[i] for i in members] for members in groups.values()]
-    return PreparedCohort(label, persons, norm, profile, len(chosen))
+    return list(groups.values())
 
 
 def _local_keys(record: PersonRecord, person: NormalizedPerson) -> list[tuple[str, ...]]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import jellyfish
 import pyarrow as pa
 
+from protocol.cohort import group_persons
+from protocol.linkage.keys import load_profile
 from protocol.linkage.normalize import normalize_person
 from protocol.records import NormalizedPerson, PersonRecord
 
@@ -18,8 +20,8 @@ class SourceRecords:
     """One source's records at the hub, normalized, and its own records of one person grouped.
 
     A source groups its own records exactly as an agency node does before the private
-    protocol (its person id, or exact SSN+DOB, or exact name+DOB), so both methods link
-    the same persons and differ only in how they link across sources.
+    protocol (`protocol.cohort.group_persons`), so both methods link the same persons
+    and differ only in how they link across sources.
     """
 
     name: str
@@ -37,38 +39,12 @@ def prepare_source(
 ) -> SourceRecords:
     """Normalize a source's records with the shared normalizer and group them into persons."""
     normalized = [normalize_person(r, today=today) for r in records]
-    parent = list(range(len(records)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_seen: dict[tuple[str, ...], int] = {}
-    for i, (record, person) in enumerate(zip(records, normalized, strict=True)):
-        for key in _own_keys(record, person):
-            ri, rj = find(i), find(first_seen.setdefault(key, i))
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots: dict[int, int] = {}
-    person_of = [roots.setdefault(find(i), len(roots)) for i in range(len(records))]
-    persons: list[list[int]] = [[] for _ in roots]
-    for i, p in enumerate(person_of):
-        persons[p].append(i)
+    persons = group_persons(records, normalized, load_profile("standard"))
+    person_of = [0] * len(records)
+    for p, members in enumerate(persons):
+        for i in members:
+            person_of[i] = p
     return SourceRecords(name, list(records), normalized, person_of, persons)
-
-
-def _own_keys(record: PersonRecord, person: NormalizedPerson) -> list[tuple[str, ...]]:
-    keys: list[tuple[str, ...]] = []
-    if record.person_id and record.person_id.strip():
-        keys.append(("pid", record.person_id.strip()))
-    if person.dob:
-        if person.ssn:
-            keys.append(("ssn", person.ssn, person.dob.isoformat()))
-        if person.first and person.last:
-            keys.append(("name", person.first, person.last, person.dob.isoformat()))
-    return keys
 
 
 HUB_SCHEMA = pa.schema(
