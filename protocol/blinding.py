@@ -16,7 +16,7 @@ import hashlib
 import multiprocessing
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -269,7 +269,3 @@ CURVES = tuple(ENGINES)
 def make_engine(curve: str, workers: int | None = None) -> PooledEngine:
     """The curve engine a spec names (`linkage.curve`)."""
     return ENGINES[curve](workers)
-
-
-def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    return (items[i : i + size] for i in range(0, len(items), size))
