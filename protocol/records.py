@@ -22,17 +22,9 @@ CANONICAL_FIELDS = (
     "race",
     "ethnicity",
 )
-IDENTIFIER_FIELDS = (
-    "first_name",
-    "middle_name",
-    "last_name",
-    "suffix",
-    "dob",
-    "sex",
-    "ssn",
-    "zip",
-    "town",
-    "address",
+# Everything that identifies a person: the canonical fields but the ids and demographics.
+IDENTIFIER_FIELDS = tuple(
+    f for f in CANONICAL_FIELDS if f not in ("record_id", "person_id", "race", "ethnicity")
 )
 
 
