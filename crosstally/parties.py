@@ -9,7 +9,9 @@ and exchanges only wire messages through the parent, which plays hub and relay.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 
 from crosstally.extract import read_extract
 from protocol.blinding import make_engine
-from protocol.messages import EncryptedTally, RowSet, rowset_header
+from protocol.messages import EncryptedTally, FileRange, RowSet
 from protocol.tally import HubTally, Joiner, TallyNode, TallyResult, TallyTask
 
 
@@ -29,22 +31,39 @@ def _peak_mb() -> float:
     return max(own, workers) / 1024
 
 
-def _party(name: str, extract: str, task: TallyTask, workers: int, conn: Connection) -> None:
-    """A node process: answers start/forward/receive/finish/stats commands from the relay."""
-    data = read_extract(Path(extract))
+def _spooled(rows: RowSet) -> tuple[str, int]:
+    assert isinstance(rows.points, FileRange)
+    path = rows.points.path
+    return str(path), path.stat().st_size
+
+
+def _party(
+    name: str, extract: str, task: TallyTask, workers: int, spool: str, conn: Connection
+) -> None:
+    """A node process: answers start/forward/receive/finish/stats commands from the relay.
+
+    Row sets travel as files in `spool` (the relay passes their paths), as a node's
+    HTTP client would stream a large body from disk; a node never holds one whole.
+    """
     with make_engine(task.spec.linkage.curve, workers=workers) as engine:
-        node = TallyNode(name, data.records, data.columns, engine=engine)
+        data = read_extract(Path(extract))
+        node = TallyNode(name, data.records, data.columns, engine=engine, spool=Path(spool))
+        del data
         joiner = Joiner(task) if task.joiner == name else None
         while True:
-            command = conn.recv()
+            command, path = conn.recv()
             if command == "start":
-                conn.send([(o.to, o.rows.to_bytes()) for o in node.start(task)])
+                outs = node.start(task)
+                # Nothing of the records is needed once the node's own rows have left.
+                node.records, node.prepared = (), {}
+                conn.send([(o.to, *_spooled(o.rows)) for o in outs])
             elif command == "forward":
-                out = node.forward(task, RowSet.from_bytes(conn.recv_bytes()))
-                conn.send([(out.to, out.rows.to_bytes())])
+                out = node.forward(task, RowSet.from_file(Path(path)))
+                os.unlink(path)
+                conn.send([(out.to, *_spooled(out.rows))])
             elif command == "receive":
                 assert joiner is not None
-                joiner.receive(RowSet.from_bytes(conn.recv_bytes()))
+                joiner.receive(RowSet.from_file(Path(path)))
                 conn.send([])
             elif command == "finish":
                 assert joiner is not None
@@ -73,7 +92,17 @@ class IsolatedRun:
 
 
 def run_isolated(spec: Any, extracts: Mapping[str, Path], *, workers: int) -> IsolatedRun:
-    """Run one tally with every node in its own process; the parent relays and decrypts."""
+    """Run one tally with every node in its own process; the parent relays and decrypts.
+
+    Row sets are spooled as files in a temporary directory, one directory per party.
+    """
+    with tempfile.TemporaryDirectory(prefix="crosstally-spool-") as tmp:
+        return _run_isolated(spec, extracts, workers=workers, spool=Path(tmp))
+
+
+def _run_isolated(
+    spec: Any, extracts: Mapping[str, Path], *, workers: int, spool: Path
+) -> IsolatedRun:
     hub = HubTally(spec)
     task = hub.task
     context = multiprocessing.get_context("spawn")
@@ -81,43 +110,42 @@ def run_isolated(spec: Any, extracts: Mapping[str, Path], *, workers: int) -> Is
     procs: list[Any] = []
     for name in task.ring:
         parent, child = context.Pipe()
-        proc = context.Process(
-            target=_party, args=(name, str(extracts[name]), task, workers, child)
-        )
+        (spool / name).mkdir(parents=True, exist_ok=True)
+        args = (name, str(extracts[name]), task, workers, str(spool / name), child)
+        proc = context.Process(target=_party, args=args)
         proc.start()
         conns[name], procs = parent, [*procs, proc]
     start = time.perf_counter()
     sent = 0
     busy: dict[Connection, str] = {}
-    pending: list[tuple[str, bytes]] = []
+    pending: list[tuple[str, str]] = []
     for name, conn in conns.items():
-        conn.send("start")
+        conn.send(("start", None))
         busy[conn] = name
     while busy or pending:
-        for to, wire in list(pending):
+        for to, path in list(pending):
             if conns[to] in busy:
                 continue
-            pending.remove((to, wire))
-            applied = rowset_header(wire)["applied"]
+            pending.remove((to, path))
+            applied = RowSet.from_file(Path(path)).applied
             full = to == task.joiner and set(applied) == set(task.ring)
-            conns[to].send("receive" if full else "forward")
-            conns[to].send_bytes(wire)
+            conns[to].send(("receive" if full else "forward", path))
             busy[conns[to]] = to
         for ready in wait(list(busy)):
             assert isinstance(ready, Connection)
             busy.pop(ready)
-            for to, wire in ready.recv():
-                sent += len(wire)
-                pending.append((to, wire))
+            for to, path, size in ready.recv():
+                sent += size
+                pending.append((to, path))
     joiner = conns[task.joiner]
-    joiner.send("finish")
+    joiner.send(("finish", None))
     final = joiner.recv_bytes()
     sent += len(final)
     result = hub.finish(EncryptedTally.from_bytes(final))
     seconds = time.perf_counter() - start
     peaks, timings, ops = {}, dict(hub.timings), 0
     for name, conn in conns.items():
-        conn.send("stats")
+        conn.send(("stats", None))
         stats = conn.recv()
         peaks[name] = stats["peak_rss_mb"]
         ops += stats["ops"]

@@ -16,8 +16,9 @@ import hashlib
 import multiprocessing
 import os
 import secrets
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -31,6 +32,7 @@ from private_set_intersection.python import server as psi_server
 from protocol.errors import MalformedMessage
 
 CHUNK = 4096
+_AHEAD = 4  # chunks in flight per worker
 _INLINE_LIMIT = 2 * CHUNK
 _X25519_DOMAIN = b"crosstally/x25519-hash-to-curve/v1\x00"
 T = TypeVar("T")
@@ -55,7 +57,7 @@ class CurveEngine(Protocol):
     def count(self, operations: int) -> None: ...
 
     def map(
-        self, fn: Callable[..., T], args: Sequence[tuple[Any, ...]], *, weight: int
+        self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], *, weight: int
     ) -> Iterator[T]: ...
 
 
@@ -155,6 +157,19 @@ def x25519_blind_packed(secret: bytes, points: bytes) -> bytes:
     return result
 
 
+def _bounded_map(
+    pool: Executor, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], *, ahead: int
+) -> Iterator[T]:
+    # Executor.map submits every task at once, holding all inputs in memory.
+    pending: deque[Future[T]] = deque()
+    for a in args:
+        pending.append(pool.submit(fn, *a))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 class CurveFunctions(NamedTuple):
     """A curve's per-process operations (module-level, so worker processes can run them)."""
 
@@ -211,16 +226,20 @@ class PooledEngine:
         return b"".join(self.map(packed, chunks, weight=len(points) // size))
 
     def map(
-        self, fn: Callable[..., T], args: Sequence[tuple[Any, ...]], *, weight: int
+        self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], *, weight: int
     ) -> Iterator[T]:
-        """fn(*a) for every a, in order; in worker processes when the work is big enough."""
-        if self.workers <= 1 or weight <= _INLINE_LIMIT or len(args) < 2:
+        """fn(*a) for every a, in order; in worker processes when the work is big enough.
+
+        `args` is consumed lazily, a few chunks ahead of the results, so a caller can
+        stream a large input (read from disk chunk by chunk) through the pool.
+        """
+        if self.workers <= 1 or weight <= _INLINE_LIMIT:
             return (fn(*a) for a in args)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
             )
-        return self._pool.map(fn, *zip(*args, strict=True))
+        return _bounded_map(self._pool, fn, args, ahead=_AHEAD * self.workers)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -14,7 +14,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.dedup import fuzzy_duplicate_pairs
+import numpy as np
+
+from protocol.dedup import fuzzy_duplicate_pairs, record_token_ids
 from protocol.errors import InvalidSpec
 from protocol.linkage.keys import KeyProfile
 from protocol.linkage.normalize import normalize_person, parse_dob
@@ -160,6 +162,7 @@ class PreparedCohort:
 
 
 Normalizer = Callable[[Sequence[PersonRecord], dt.date], list[NormalizedPerson]]
+RecordIds = Callable[[Sequence[NormalizedPerson], KeyProfile], np.ndarray]
 
 
 def normalize_records(records: Sequence[PersonRecord], as_of: dt.date) -> list[NormalizedPerson]:
@@ -173,27 +176,32 @@ def prepare_cohort(
     where: WhereClause,
     profile: KeyProfile,
     normalize: Normalizer = normalize_records,
+    record_ids: RecordIds = record_token_ids,
 ) -> PreparedCohort:
     """Select a cohort's records and group them into persons (`group_persons`).
 
     The node links its own records in the clear, which is allowed, so that one person
-    makes one row.
+    makes one row. `normalize` and `record_ids` may spread their work over processes.
     """
     chosen = [r for r in records if where.matches(r)]
     normalized = normalize(chosen, where.as_of)
-    groups = group_persons(chosen, normalized, profile)
+    groups = group_persons(chosen, normalized, profile, record_ids(normalized, profile))
     persons = [[chosen[i] for i in members] for members in groups]
     norm = [[normalized[i] for i in members] for members in groups]
     return PreparedCohort(label, persons, norm, profile, len(chosen))
 
 
 def group_persons(
-    records: Sequence[PersonRecord], normalized: Sequence[NormalizedPerson], profile: KeyProfile
+    records: Sequence[PersonRecord],
+    normalized: Sequence[NormalizedPerson],
+    profile: KeyProfile,
+    ids: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Indices of one agency's records grouped by person, groups in first-record order.
 
     Grouped by the agency's own person id, exact SSN with DOB, exact name with DOB, and
-    `fuzzy_duplicate_pairs` (one error in name or DOB, with the same SSN or address).
+    `fuzzy_duplicate_pairs` (one error in name or DOB, with the same SSN or address);
+    `ids` are the records' `record_token_ids` when the caller has them.
     """
     parent = list(range(len(records)))
 
@@ -212,7 +220,7 @@ def group_persons(
     for i, (record, person) in enumerate(zip(records, normalized, strict=True)):
         for key in _local_keys(record, person):
             union(i, first_seen.setdefault(key, i))
-    for i, j in fuzzy_duplicate_pairs(normalized, profile):
+    for i, j in fuzzy_duplicate_pairs(normalized, profile, ids):
         union(i, j)
     groups: dict[int, list[int]] = {}
     for i in range(len(records)):

@@ -29,23 +29,39 @@ STRONG_NAME_LEVELS = (
 )
 
 
+def record_token_ids(
+    persons: Sequence[NormalizedPerson], profile: KeyProfile, *, first: int = 0
+) -> np.ndarray:
+    """Each record's key slots as 64-bit ids, for comparing a node's records in the clear.
+
+    Records are numbered from `first`, so chunks derived apart (in worker processes)
+    concatenate to the ids of the whole list.
+    """
+    slots = profile.slots
+    ids = np.empty((len(persons), slots), dtype=np.int64)
+    for i, person in enumerate(persons, start=first):
+        for k, token in enumerate(profile.row_tokens([person])):
+            # Unused slots get ids no token can have, deterministically.
+            ids[i - first, k] = _token_id(token) if token is not None else -(i * slots + k + 1)
+    return ids
+
+
 def fuzzy_duplicate_pairs(
-    persons: Sequence[NormalizedPerson], profile: KeyProfile
+    persons: Sequence[NormalizedPerson],
+    profile: KeyProfile,
+    ids: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
-    """Index pairs (i < j) of records that are the same person by the rule above."""
+    """Index pairs (i < j) of records that are the same person by the rule above.
+
+    `ids` are the records' `record_token_ids`, when the caller derived them already.
+    """
     comparison = profile.comparison
     features = dict(zip(comparison.names, comparison.bits, strict=True))
     if not {"name_dob", "ssn", "zip"} <= set(features) or len(persons) < 2:
         return []
-    slots = profile.slots
-    ids = np.empty((len(persons), slots), dtype=np.int64)
-    for i, person in enumerate(persons):
-        for k, token in enumerate(profile.row_tokens([person])):
-            # Unused slots get ids no token can have, deterministically.
-            ids[i, k] = _token_id(token) if token is not None else -(i * slots + k + 1)
-    ia, ib = candidate_pairs(ids, ids)
-    upper = ia < ib
-    ia, ib = ia[upper], ib[upper]
+    if ids is None:
+        ids = record_token_ids(persons, profile)
+    ia, ib = candidate_pairs(ids, ids, upper=True)
     levels = comparison.levels(agreement_patterns(ids, ids, ia, ib, profile.group_slices))
     names = comparison.names
     group_names = [g.name for g in profile.groups]

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -77,13 +78,23 @@ def run_tally(
     observer: Observer | None = None,
     shuffle: Callable[[str, int], list[int]] = system_shuffle,
     keypair: tuple[PublicKey, PrivateKey] | None = None,
+    spool: Path | None = None,
 ) -> TallyRun:
-    """Run one tally end to end, every message serialized as it would be on the wire."""
+    """Run one tally end to end, every message serialized as it would be on the wire.
+
+    With `spool`, nodes write their row sets to files there and every message is
+    read back from a file, as a node does when it spools rather than holds.
+    """
     hub = HubTally(spec, joiner=joiner, keypair=keypair)
     task = hub.task
     nodes = {
         name: TallyNode(
-            name, data[name].records, data[name].columns, engine=engine, shuffle=shuffle
+            name,
+            data[name].records,
+            data[name].columns,
+            engine=engine,
+            shuffle=shuffle,
+            spool=spool,
         )
         for name in task.ring
     }
@@ -98,7 +109,12 @@ def run_tally(
         count += 1
         if observer:
             observer(sender, to, wire)
-        received = RowSet.from_bytes(wire)
+        if spool is None:
+            received = RowSet.from_bytes(wire)
+        else:
+            path = spool / f"message-{count}.ctly"
+            path.write_bytes(wire)
+            received = RowSet.from_file(path)
         if to == task.joiner and set(received.applied) == set(task.ring):
             join.receive(received)
             return

@@ -8,9 +8,11 @@ single value is parsed.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, overload
 
 from protocol.errors import MalformedMessage
 
@@ -20,12 +22,57 @@ POINT_SIZES = (32, 33)
 MAX_HEADER = 1 << 20
 
 
-def _frame(header: dict[str, Any], body: bytes) -> bytes:
+def frame_head(header: dict[str, Any]) -> bytes:
+    """A frame up to its body (the body follows it directly)."""
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return MAGIC + struct.pack(">I", len(head)) + head + body
+    return MAGIC + struct.pack(">I", len(head)) + head
 
 
-def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], bytes]:
+def _frame(header: dict[str, Any], body: bytes) -> bytes:
+    return frame_head(header) + body
+
+
+class FileRange:
+    """Bytes `start` to `start + length` of a file, read on demand (a spooled body).
+
+    Slicing returns bytes, as slicing `bytes` does, so a row set's body may be in memory
+    or on disk: a node streaming a million rows never holds them all.
+    """
+
+    def __init__(self, handle: IO[bytes], start: int, length: int) -> None:
+        self._handle, self._start, self._length = handle, start, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def path(self) -> Path:
+        return Path(self._handle.name)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> bytes: ...
+
+    def __getitem__(self, index: int | slice) -> int | bytes:
+        if isinstance(index, int):
+            return self[index : index + 1][0]
+        start, stop, step = index.indices(self._length)
+        if step != 1:
+            raise ValueError("a file range is read in contiguous slices only")
+        size = max(0, stop - start)
+        data = os.pread(self._handle.fileno(), size, self._start + start)
+        if len(data) != size:
+            raise MalformedMessage("a spooled row set is shorter than its header says")
+        return data
+
+
+Body = bytes | memoryview | FileRange
+
+
+def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], int]:
+    """A frame's header and the offset where its body starts."""
     if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
         raise MalformedMessage(f"not a crosstally {kind} message (bad magic or too short)")
     (size,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
@@ -43,13 +90,38 @@ def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], bytes]:
     if not isinstance(header, dict) or header.get("type") != kind:
         got = header.get("type") if isinstance(header, dict) else "?"
         raise MalformedMessage(f"expected a {kind} message, got {got}")
-    return header, data[start + size :]
+    return header, start + size
 
 
 def rowset_header(data: bytes) -> dict[str, Any]:
     """A row set's header alone (what a relay may route on) without copying its body."""
     header, _ = _unframe(data[: len(MAGIC) + 4 + MAX_HEADER], "rowset")
     return header
+
+
+def rowset_header_fields(
+    *,
+    query_id: str,
+    cohort: str,
+    applied: tuple[str, ...],
+    rows: int,
+    slots: int,
+    width: int,
+    cipher_bytes: int,
+    point_size: int = POINT_SIZE,
+) -> dict[str, Any]:
+    """A row set's wire header (`RowSet.frame_head` frames it)."""
+    return {
+        "type": "rowset",
+        "query_id": query_id,
+        "cohort": cohort,
+        "applied": list(applied),
+        "rows": rows,
+        "slots": slots,
+        "width": width,
+        "cipher_bytes": cipher_bytes,
+        "point_size": point_size,
+    }
 
 
 @dataclass(frozen=True)
@@ -66,8 +138,8 @@ class RowSet:
     slots: int
     width: int
     cipher_bytes: int
-    points: bytes
-    ciphertexts: bytes
+    points: Body
+    ciphertexts: Body
     point_size: int = POINT_SIZE
 
     def __post_init__(self) -> None:
@@ -88,55 +160,101 @@ class RowSet:
                 f"expected {self.rows} x {self.width} x {self.cipher_bytes}: truncated or tampered"
             )
 
+    @property
+    def row_point_bytes(self) -> int:
+        return self.slots * self.point_size
+
+    @property
+    def row_cipher_bytes(self) -> int:
+        return self.width * self.cipher_bytes
+
     def point(self, row: int, slot: int) -> bytes:
         at = (row * self.slots + slot) * self.point_size
-        return self.points[at : at + self.point_size]
+        return bytes(self.points[at : at + self.point_size])
 
     def point_list(self) -> list[bytes]:
-        p = self.points
+        p = bytes(self.points[0 : len(self.points)])
         size = self.point_size
         return [p[i : i + size] for i in range(0, len(p), size)]
 
+    def header(self) -> dict[str, Any]:
+        return rowset_header_fields(
+            query_id=self.query_id,
+            cohort=self.cohort,
+            applied=self.applied,
+            rows=self.rows,
+            slots=self.slots,
+            width=self.width,
+            cipher_bytes=self.cipher_bytes,
+            point_size=self.point_size,
+        )
+
+    def frame_head(self) -> bytes:
+        """The wire frame up to the body; the body (points, then ciphertexts) follows."""
+        return frame_head(self.header())
+
     def to_bytes(self) -> bytes:
-        header = {
-            "type": "rowset",
-            "query_id": self.query_id,
-            "cohort": self.cohort,
-            "applied": list(self.applied),
-            "rows": self.rows,
-            "slots": self.slots,
-            "width": self.width,
-            "cipher_bytes": self.cipher_bytes,
-            "point_size": self.point_size,
-        }
-        return _frame(header, self.points + self.ciphertexts)
+        return b"".join([self.frame_head(), self.points[:], self.ciphertexts[:]])
+
+    @classmethod
+    def from_file(cls, path: Path) -> RowSet:
+        """A row set spooled to a file in wire format; its body stays on disk and is read
+        on demand (the file stays open as long as the row set lives)."""
+        handle = path.open("rb")
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            head = os.pread(handle.fileno(), len(MAGIC) + 4 + MAX_HEADER, 0)
+            h, start = _unframe(head, "rowset")
+            points = _int_field(h, "rows") * _int_field(h, "slots") * _int_field(h, "point_size")
+            if start + points > size:
+                raise MalformedMessage(
+                    f"spooled row set {path.name} is shorter than its header says: truncated"
+                )
+        except MalformedMessage:
+            handle.close()
+            raise
+        rest = size - start - points
+        return cls._from_header(
+            h, FileRange(handle, start, points), FileRange(handle, start + points, rest)
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RowSet:
-        h, body = _unframe(data, "rowset")
+        """Parse a wire frame; the body is a view of `data`, not a copy."""
+        h, start = _unframe(data, "rowset")
+        body = memoryview(data)[start:]
+        split = _int_field(h, "rows") * _int_field(h, "slots") * _int_field(h, "point_size")
+        return cls._from_header(h, body[:split], body[split:])
+
+    @classmethod
+    def _from_header(cls, h: dict[str, Any], points: Body, ciphertexts: Body) -> RowSet:
         try:
-            rows, slots, width, cb = (
-                int(h["rows"]),
-                int(h["slots"]),
-                int(h["width"]),
-                int(h["cipher_bytes"]),
-            )
-            size = int(h["point_size"])
-            split = rows * slots * size
             return cls(
                 query_id=str(h["query_id"]),
                 cohort=str(h["cohort"]),
                 applied=tuple(str(a) for a in h["applied"]),
-                rows=rows,
-                slots=slots,
-                width=width,
-                cipher_bytes=cb,
-                points=body[:split],
-                ciphertexts=body[split:],
-                point_size=size,
+                rows=int(h["rows"]),
+                slots=int(h["slots"]),
+                width=int(h["width"]),
+                cipher_bytes=int(h["cipher_bytes"]),
+                points=points,
+                ciphertexts=ciphertexts,
+                point_size=int(h["point_size"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"row set header is incomplete: {exc!r}") from exc
+
+
+def _int_field(header: dict[str, Any], name: str) -> int:
+    try:
+        value = int(header[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(
+            f"row set header is incomplete: {name} is missing or not a number"
+        ) from exc
+    if value < 0:
+        raise MalformedMessage(f"row set header has a negative {name}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -167,7 +285,8 @@ class EncryptedTally:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EncryptedTally:
-        h, body = _unframe(data, "tally")
+        h, start = _unframe(data, "tally")
+        body = data[start:]
         try:
             return cls(
                 str(h["query_id"]),

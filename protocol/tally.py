@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import secrets
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import overload
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, overload
 
 import numpy as np
 
-from protocol.blinding import CHUNK, ENGINES, CurveEngine
+from protocol.blinding import CHUNK, CURVE_FUNCTIONS, ENGINES, CurveEngine
 from protocol.cohort import PreparedCohort, WhereClause, prepare_cohort
 from protocol.disclosure import ReleasedTable, protect
 from protocol.errors import MalformedMessage, ProtocolStateError
@@ -36,8 +39,9 @@ from protocol.groups import (
     contribution,
     decode_code,
 )
+from protocol.linkage.keys import KeyProfile
 from protocol.linkage.link import LinkResult, LinkSettings, link_cohorts
-from protocol.messages import POINT_SIZE, EncryptedTally, RowSet
+from protocol.messages import POINT_SIZE, EncryptedTally, RowSet, frame_head, rowset_header_fields
 from protocol.paillier import (
     Ciphertext,
     Encryptor,
@@ -52,7 +56,13 @@ from protocol.records import NormalizedPerson, PersonRecord
 from protocol.setexpr import Population, parse_population
 from protocol.spec import QuerySpec
 from protocol.timing import timed
-from protocol.workers import derive_and_blind, encrypt_chunk, normalize_chunk, rerandomize_chunk
+from protocol.workers import (
+    derive_and_blind,
+    encrypt_chunk,
+    normalize_chunk,
+    record_ids_chunk,
+    rerandomize_chunk,
+)
 
 MAX_COUNT = (1 << 32) - 1
 # A Paillier operation costs about as much as this many curve operations (inline or pool).
@@ -143,12 +153,14 @@ class TallyNode:
         *,
         engine: CurveEngine,
         shuffle: Shuffler = system_shuffle,
+        spool: Path | None = None,
     ) -> None:
         self.name = name
         self.records = records
         self.columns = columns
         self.engine = engine
         self.shuffle = shuffle
+        self.spool = spool  # where row sets are written when they should not stay in memory
         self._secrets: dict[str, bytes] = {}
         self._encryptors: dict[str, Encryptor] = {}
         self.prepared: dict[str, PreparedCohort] = {}
@@ -189,10 +201,16 @@ class TallyNode:
         self._encryptors[task.query_id] = Encryptor.from_state(task.public_key, encryptor_state)
 
     def start(self, task: TallyTask) -> list[Outgoing]:
-        """Blind and encrypt this node's cohorts; rows leave shuffled."""
+        """Blind and encrypt this node's cohorts; rows leave shuffled.
+
+        Persons are visited in the shuffled order and their rows written as they come
+        back from the worker pool, so the row set is never held twice (and never at all
+        when the node spools to disk).
+        """
         layout = task.layout()
         secret = self._secret(task)
-        profile_json = json.dumps(task.spec.linkage.keys.to_dict(), sort_keys=True)
+        profile = task.spec.linkage.keys
+        profile_json = json.dumps(profile.to_dict(), sort_keys=True)
         out = []
         for cohort in task.spec.cohorts_of(self.name):
             where = WhereClause(cohort.where, self.columns, as_of=task.spec.as_of)
@@ -201,44 +219,85 @@ class TallyNode:
                     cohort.label,
                     self.records,
                     where=where,
-                    profile=task.spec.linkage.keys,
+                    profile=profile,
                     normalize=self._normalize,
+                    record_ids=self._record_ids,
                 )
             self.prepared[cohort.label] = prepared
-            persons = prepared.normalized
-            step = max(1, CHUNK // task.spec.linkage.keys.slots)
-            chunks = [
-                (self.engine.name, secret, profile_json, persons[i : i + step])
-                for i in range(0, len(persons), step)
-            ]
-            weight = len(persons) * task.spec.linkage.keys.slots
-            self.engine.count(weight)
-            with timed(self.timings, "curve"):
-                points = b"".join(self.engine.map(derive_and_blind, chunks, weight=weight))
-            with timed(self.timings, "paillier"):
-                plaintexts = [
-                    m
-                    for p in prepared.persons
-                    for m in contribution(layout, cohort.label, p, task.spec)
-                ]
-                ciphers = self._paillier(task, encrypt_chunk, plaintexts)
-            rows = RowSet(
+            n = len(prepared.normalized)
+            order = self._order(task, cohort.label, n)
+            writer = RowWriter(
+                self.spool,
                 query_id=task.query_id,
                 cohort=cohort.label,
                 applied=(self.name,),
-                rows=len(persons),
-                slots=task.spec.linkage.keys.slots,
+                rows=n,
+                slots=profile.slots,
                 width=layout.width(cohort.label),
                 cipher_bytes=task.public_key.ciphertext_bytes,
-                points=points,
-                ciphertexts=ciphers,
                 point_size=self.engine.point_size,
             )
-            out.append(Outgoing("", self._shuffled(rows, task)))
-        return [Outgoing(task.next_hop(o.rows), o.rows) for o in out]
+            step = max(1, CHUNK // profile.slots)
+            starts = range(0, n, step)
+            chunks = (
+                (
+                    self.engine.name,
+                    secret,
+                    profile_json,
+                    [prepared.normalized[i] for i in order[a : a + step]],
+                )
+                for a in starts
+            )
+            self.engine.count(n * profile.slots)
+            with timed(self.timings, "curve"):
+                for a, points in zip(
+                    starts,
+                    self.engine.map(derive_and_blind, chunks, weight=n * profile.slots),
+                    strict=True,
+                ):
+                    writer.write_points(a, points)
+            if writer.width:
+                with timed(self.timings, "paillier"):
+                    self._encrypt_rows(task, layout, prepared, order, writer)
+            out.append(writer.finish())
+        return [Outgoing(task.next_hop(rows), rows) for rows in out]
+
+    def _encrypt_rows(
+        self,
+        task: TallyTask,
+        layout: GroupLayout,
+        prepared: PreparedCohort,
+        order: Sequence[int],
+        writer: RowWriter,
+    ) -> None:
+        step = max(1, CHUNK // 8 // writer.width)
+        key, state = task.public_key.to_bytes(), self._encryptor(task).state()
+        label = prepared.label
+        starts = range(0, len(order), step)
+        chunks = (
+            (
+                key,
+                state,
+                [
+                    m
+                    for i in order[a : a + step]
+                    for m in contribution(layout, label, prepared.persons[i], task.spec)
+                ],
+            )
+            for a in starts
+        )
+        weight = len(order) * writer.width * PAILLIER_WEIGHT
+        for a, ciphers in zip(
+            starts, self.engine.map(encrypt_chunk, chunks, weight=weight), strict=True
+        ):
+            writer.write_ciphertexts(a, ciphers)
 
     def forward(self, task: TallyTask, rows: RowSet) -> Outgoing:
-        """Apply this node's secret to another party's rows, re-randomize, shuffle."""
+        """Apply this node's secret to another party's rows, re-randomize, shuffle.
+
+        The input is read in chunks and each blinded chunk written to its shuffled
+        positions, so a spooled row set passes through with bounded memory.
+        """
         _validate_task_rows(task, rows)
         if self.name in rows.applied:
             raise ProtocolStateError(f"{self.name} already applied its secret to {rows.cohort!r}")
@@ -246,72 +305,171 @@ class TallyNode:
             raise ProtocolStateError(
                 f"row set for {rows.cohort!r} reached {self.name} out of ring order"
             )
-        with timed(self.timings, "curve"):
-            points = self.engine.blind_packed(self._secret(task), rows.points)
-        with timed(self.timings, "paillier"):
-            step = CHUNK // 8 * task.public_key.ciphertext_bytes
-            key, state = task.public_key.to_bytes(), self._encryptor(task).state()
-            chunks = [
-                (key, state, rows.ciphertexts[i : i + step])
-                for i in range(0, len(rows.ciphertexts), step)
-            ]
-            weight = rows.rows * rows.width * PAILLIER_WEIGHT
-            ciphers = b"".join(self.engine.map(rerandomize_chunk, chunks, weight=weight))
-        moved = replace(
-            rows, applied=(*rows.applied, self.name), points=points, ciphertexts=ciphers
+        order = self._order(task, rows.cohort, rows.rows)
+        target = np.empty(rows.rows, dtype=np.int64)
+        target[np.asarray(order, dtype=np.int64)] = np.arange(rows.rows, dtype=np.int64)
+        writer = RowWriter(
+            self.spool,
+            query_id=rows.query_id,
+            cohort=rows.cohort,
+            applied=(*rows.applied, self.name),
+            rows=rows.rows,
+            slots=rows.slots,
+            width=rows.width,
+            cipher_bytes=rows.cipher_bytes,
+            point_size=rows.point_size,
         )
-        moved = self._shuffled(moved, task)
+        secret = self._secret(task)
+        blind = CURVE_FUNCTIONS[self.engine.name].blind_packed
+        step = max(1, CHUNK // rows.slots)
+        starts = range(0, rows.rows, step)
+        size = rows.row_point_bytes
+        chunks = ((secret, bytes(rows.points[a * size : (a + step) * size])) for a in starts)
+        self.engine.count(rows.rows * rows.slots)
+        with timed(self.timings, "curve"):
+            for a, points in zip(
+                starts, self.engine.map(blind, chunks, weight=rows.rows * rows.slots), strict=True
+            ):
+                writer.write_points(target[a : a + step], points)
+        if rows.width:
+            with timed(self.timings, "paillier"):
+                key, state = task.public_key.to_bytes(), self._encryptor(task).state()
+                step = max(1, CHUNK // 8 // rows.width)
+                starts = range(0, rows.rows, step)
+                size = rows.row_cipher_bytes
+                cipher_chunks = (
+                    (key, state, bytes(rows.ciphertexts[a * size : (a + step) * size]))
+                    for a in starts
+                )
+                weight = rows.rows * rows.width * PAILLIER_WEIGHT
+                for a, ciphers in zip(
+                    starts,
+                    self.engine.map(rerandomize_chunk, cipher_chunks, weight=weight),
+                    strict=True,
+                ):
+                    writer.write_ciphertexts(target[a : a + step], ciphers)
+        moved = writer.finish()
         return Outgoing(task.next_hop(moved), moved)
+
+    def _order(self, task: TallyTask, cohort: str, n: int) -> list[int]:
+        """The shuffle a row set leaves this node in: output row k is input row order[k]."""
+        if task.keeps_order(cohort):
+            return list(range(n))
+        with timed(self.timings, "shuffle"):
+            order = self.shuffle(f"{self.name}:{cohort}", n)
+            if len(order) != n or (
+                n and not np.array_equal(np.sort(np.asarray(order, dtype=np.int64)), np.arange(n))
+            ):
+                raise ProtocolStateError("a shuffle must be a permutation of the rows")
+            return list(order)
 
     def _normalize(self, records: Sequence[PersonRecord], as_of: dt.date) -> list[NormalizedPerson]:
         step = CHUNK // 4
-        chunks = [(records[i : i + step], as_of) for i in range(0, len(records), step)]
+        chunks = ((records[i : i + step], as_of) for i in range(0, len(records), step))
         return [
             p
             for part in self.engine.map(normalize_chunk, chunks, weight=len(records) * 4)
             for p in part
         ]
 
-    def _paillier(
-        self, task: TallyTask, fn: Callable[..., bytes], plaintexts: Sequence[int]
-    ) -> bytes:
-        if not plaintexts:
-            return b""
-        step = CHUNK // 8
-        key, state = task.public_key.to_bytes(), self._encryptor(task).state()
-        chunks = [(key, state, plaintexts[i : i + step]) for i in range(0, len(plaintexts), step)]
-        return b"".join(self.engine.map(fn, chunks, weight=len(plaintexts) * PAILLIER_WEIGHT))
-
-    def _shuffled(self, rows: RowSet, task: TallyTask) -> RowSet:
-        if task.keeps_order(rows.cohort):
-            return rows
-        with timed(self.timings, "shuffle"):
-            order = self.shuffle(f"{self.name}:{rows.cohort}", rows.rows)
-            return _permute(rows, order)
+    def _record_ids(self, persons: Sequence[NormalizedPerson], profile: KeyProfile) -> np.ndarray:
+        """`record_token_ids` of every record, derived in the worker pool."""
+        step = CHUNK // 4
+        profile_json = json.dumps(profile.to_dict(), sort_keys=True)
+        chunks = ((profile_json, persons[i : i + step], i) for i in range(0, len(persons), step))
+        parts = list(self.engine.map(record_ids_chunk, chunks, weight=len(persons) * profile.slots))
+        if not parts:
+            return np.empty((0, profile.slots), dtype=np.int64)
+        return np.concatenate(parts)
 
 
-def _permute(rows: RowSet, order: Sequence[int]) -> RowSet:
-    if len(order) != rows.rows:
-        raise ProtocolStateError("a shuffle must be a permutation of the rows")
-    index = np.asarray(order, dtype=np.int64)
-    if rows.rows and not np.array_equal(np.sort(index), np.arange(rows.rows)):
-        raise ProtocolStateError("a shuffle must be a permutation of the rows")
-    if not rows.rows:  # an empty cohort (say, nobody at DOC in the age band) has nothing to move
-        return rows
-    points = np.frombuffer(rows.points, dtype=np.uint8).reshape(rows.rows, -1)[index].tobytes()
-    ciphers = rows.ciphertexts
-    if rows.width:
-        table = np.frombuffer(rows.ciphertexts, dtype=np.uint8).reshape(rows.rows, -1)
-        ciphers = table[index].tobytes()
-    return replace(rows, points=points, ciphertexts=ciphers)
+class RowWriter:
+    """A row set of known shape written by rows: in memory, or straight into a spool file.
+
+    With `spool` set, the frame goes to a new file in that directory and the finished
+    row set reads its body back from disk on demand (see `FileRange`); the caller
+    removes the file once the row set has been consumed.
+    """
+
+    def __init__(self, spool: Path | None, **header: Any) -> None:
+        self.header = rowset_header_fields(**header)
+        self.rows, self.width = self.header["rows"], self.header["width"]
+        self.point_bytes = self.header["slots"] * self.header["point_size"]
+        self.cipher_bytes = self.width * self.header["cipher_bytes"]
+        self._file: IO[bytes] | None = None
+        if spool is None:
+            self._points = np.zeros((self.rows, self.point_bytes), dtype=np.uint8)
+            self._ciphers = np.zeros((self.rows, self.cipher_bytes), dtype=np.uint8)
+            return
+        self._points = self._ciphers = np.zeros((0, 0), dtype=np.uint8)
+        head = frame_head(self.header)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the row set keeps it open)
+            dir=spool, prefix="rows-", suffix=".ctly", delete=False
+        )
+        handle.write(head)
+        handle.flush()
+        self._file, self._body = handle, len(head)
+        handle.truncate(self._body + self.rows * (self.point_bytes + self.cipher_bytes))
+
+    def write_points(self, at: int | np.ndarray, data: bytes) -> None:
+        """Points of consecutive rows from `at`, or of the rows at positions `at`."""
+        self._write(self._points, 0, self.point_bytes, at, data)
+
+    def write_ciphertexts(self, at: int | np.ndarray, data: bytes) -> None:
+        self._write(self._ciphers, self.rows * self.point_bytes, self.cipher_bytes, at, data)
+
+    def _write(
+        self, table: np.ndarray, offset: int, size: int, at: int | np.ndarray, data: bytes
+    ) -> None:
+        count = len(data) // size if size else 0
+        if size * count != len(data) or (not isinstance(at, int) and len(at) != count):
+            raise ProtocolStateError("a worker returned a chunk of the wrong size")
+        if self._file is None:
+            block = np.frombuffer(data, dtype=np.uint8).reshape(count, size)
+            if isinstance(at, int):
+                table[at : at + count] = block
+            else:
+                table[at] = block
+            return
+        fd, start = self._file.fileno(), self._body + offset
+        if isinstance(at, int):
+            os.pwrite(fd, data, start + at * size)
+            return
+        view = memoryview(data)
+        for k, row in enumerate(at.tolist()):
+            os.pwrite(fd, view[k * size : (k + 1) * size], start + row * size)
+
+    def finish(self) -> RowSet:
+        fields = {k: v for k, v in self.header.items() if k != "type"}
+        fields["applied"] = tuple(fields["applied"])
+        if self._file is None:
+            return RowSet(
+                **fields,
+                points=self._points.reshape(-1).data,
+                ciphertexts=self._ciphers.reshape(-1).data,
+            )
+        self._file.close()
+        return RowSet.from_file(Path(self._file.name))
 
 
-def token_ids(points: bytes, rows: int, slots: int, point_size: int = POINT_SIZE) -> np.ndarray:
+def token_ids(
+    points: bytes | memoryview, rows: int, slots: int, point_size: int = POINT_SIZE
+) -> np.ndarray:
     """64-bit ids of blinded points: 8 bytes of the x (or u) coordinate, which is pseudorandom."""
     raw = np.frombuffer(points, dtype=np.uint8).reshape(rows * slots, point_size)
     start = point_size - 32  # skip the compressed-point prefix byte of P-256
     ids = raw[:, start : start + 8].copy().view(">i8").astype(np.int64).reshape(rows, slots)
     return ids
+
+
+def rowset_token_ids(rows: RowSet, chunk: int = 1 << 16) -> np.ndarray:
+    """`token_ids` of a row set, read in chunks of rows (its body may be on disk)."""
+    out = np.empty((rows.rows, rows.slots), dtype=np.int64)
+    size = rows.row_point_bytes
+    for a in range(0, rows.rows, chunk):
+        b = min(rows.rows, a + chunk)
+        out[a:b] = token_ids(rows.points[a * size : b * size], b - a, rows.slots, rows.point_size)
+    return out
 
 
 @dataclass
@@ -323,6 +481,7 @@ class Joiner:
     received: dict[str, RowSet] = field(default_factory=dict)
     link_result: LinkResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    _ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def receive(self, rows: RowSet) -> None:
         _validate_task_rows(self.task, rows)
@@ -331,6 +490,8 @@ class Joiner:
         if rows.cohort in self.received:
             raise ProtocolStateError(f"row set for {rows.cohort!r} arrived twice (replay?)")
         self.received[rows.cohort] = rows
+        with timed(self.timings, "link"):
+            self._ids[rows.cohort] = rowset_token_ids(rows)
 
     @property
     def ready(self) -> bool:
@@ -341,9 +502,7 @@ class Joiner:
             return self._link()
 
     def _link(self) -> LinkResult:
-        ids = {
-            c: token_ids(r.points, r.rows, r.slots, r.point_size) for c, r in self.received.items()
-        }
+        ids = {c: self._ids[c] for c in self.received}
         settings = LinkSettings(threshold=self.task.spec.linkage.threshold)
         self.link_result = link_cohorts(
             ids,
@@ -462,7 +621,7 @@ class _Ciphertexts(Sequence[Ciphertext]):
         if not 0 <= index < self._count:
             raise IndexError(index)
         block = self._data[index * self._size : (index + 1) * self._size]
-        return Ciphertext.from_bytes(block, self._key)
+        return Ciphertext.from_bytes(bytes(block), self._key)
 
 
 @dataclass(frozen=True)

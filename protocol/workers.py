@@ -11,8 +11,11 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
+
 from protocol.blinding import CURVE_FUNCTIONS
 from protocol.cohort import normalize_records
+from protocol.dedup import record_token_ids
 from protocol.linkage.keys import KeyProfile, fill_slots
 from protocol.paillier import (
     Encryptor,
@@ -42,6 +45,13 @@ def derive_and_blind(
     profile = _profile(profile_json)
     items = [item for p in persons for item in fill_slots(profile.row_tokens(p))]
     return b"".join(CURVE_FUNCTIONS[engine].hash_and_blind(secret, items))
+
+
+def record_ids_chunk(
+    profile_json: str, persons: Sequence[NormalizedPerson], first: int
+) -> np.ndarray:
+    """`record_token_ids` of records `first`, `first + 1`, ... (for node-side deduplication)."""
+    return record_token_ids(persons, _profile(profile_json), first=first)
 
 
 def encrypt_chunk(public_key: bytes, state: bytes, plaintexts: Sequence[int]) -> bytes:

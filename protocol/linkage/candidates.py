@@ -14,40 +14,71 @@ IdArray = npt.NDArray[np.int64]
 # through rarer tokens. The rule depends only on token counts, so it is the same in
 # the clear and under blinding.
 MAX_PAIRS_PER_TOKEN = 64
-_PATTERN_CHUNK = 200_000
+_PATTERN_CHUNK = 50_000
+BUCKET_TOKENS = 2_000_000  # tokens joined at once
 
 
 def candidate_pairs(
-    left: IdArray, right: IdArray, *, max_pairs_per_token: int = MAX_PAIRS_PER_TOKEN
+    left: IdArray,
+    right: IdArray,
+    *,
+    max_pairs_per_token: int = MAX_PAIRS_PER_TOKEN,
+    upper: bool = False,
+    bucket_tokens: int = BUCKET_TOKENS,
 ) -> tuple[IdArray, IdArray]:
-    """Row indices (i, j) of every pair sharing at least one proposing token, sorted."""
-    lt, lr = _flatten(left)
-    rt, rr = _flatten(right)
+    """Row indices (i, j) of every pair sharing at least one proposing token, sorted.
+
+    With `upper` (a cohort against itself) only pairs with i < j. Tokens are split into
+    buckets by a hash of their id and each bucket joined on its own, so the working
+    memory is that of one bucket (a million rows carry tens of millions of tokens).
+    """
+    n_right = max(len(right), 1)
+    buckets = max(1, (left.size + right.size) // bucket_tokens)
+    l_bucket, r_bucket = _bucket_of(left, buckets), _bucket_of(right, buckets)
+    found: list[IdArray] = []
+    for b in range(buckets):
+        lt, lr = _bucket_tokens(left, l_bucket, b)
+        rt, rr = _bucket_tokens(right, r_bucket, b)
+        codes = _join(lt, lr, rt, rr, max_pairs_per_token, upper=upper)
+        found.append(codes[0] * n_right + codes[1])
+    flat = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return flat // n_right, flat % n_right
+
+
+def _bucket_of(rows: IdArray, buckets: int) -> npt.NDArray[np.uint16]:
+    mixed = rows.ravel().view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps: a hash
+    return (mixed >> np.uint64(48)).astype(np.uint16) % np.uint16(buckets)
+
+
+def _bucket_tokens(
+    rows: IdArray, bucket: npt.NDArray[np.uint16], b: int
+) -> tuple[IdArray, IdArray]:
+    """The bucket's tokens sorted, with the row each came from."""
+    where = np.flatnonzero(bucket == b)
+    tokens = rows.ravel()[where]
+    order = np.argsort(tokens, kind="stable")
+    return tokens[order], (where[order] // max(rows.shape[1], 1)).astype(np.int64)
+
+
+def _join(
+    lt: IdArray, lr: IdArray, rt: IdArray, rr: IdArray, max_pairs: int, *, upper: bool
+) -> tuple[IdArray, IdArray]:
     l_tokens, l_start, l_count = _runs(lt)
     r_tokens, r_start, r_count = _runs(rt)
     _, li, ri = np.intersect1d(l_tokens, r_tokens, assume_unique=True, return_indices=True)
     ca, cb = l_count[li], r_count[ri]
-    keep = ca * cb <= max_pairs_per_token
+    keep = ca * cb <= max_pairs
     sa, ca, sb, cb = l_start[li][keep], ca[keep], r_start[ri][keep], cb[keep]
     sizes = ca * cb
     total = int(sizes.sum())
-    if total == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
     which = np.repeat(np.arange(len(sizes)), sizes)
     offset = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ia = lr[sa[which] + offset // cb[which]]
     ib = rr[sb[which] + offset % cb[which]]
-    n_right = max(len(right), 1)
-    flat = np.unique(ia * n_right + ib)
-    return flat // n_right, flat % n_right
-
-
-def _flatten(rows: IdArray) -> tuple[IdArray, IdArray]:
-    tokens = rows.ravel()
-    row_of = np.repeat(np.arange(rows.shape[0], dtype=np.int64), rows.shape[1])
-    order = np.argsort(tokens, kind="stable")
-    return tokens[order], row_of[order]
+    if upper:
+        keep = ia < ib
+        ia, ib = ia[keep], ib[keep]
+    return ia, ib
 
 
 def _runs(sorted_tokens: IdArray) -> tuple[IdArray, IdArray, IdArray]:

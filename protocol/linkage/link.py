@@ -124,9 +124,10 @@ def _within_levels(
     comparison: Comparison,
     settings: LinkSettings,
 ) -> tuple[IdArray, IdArray]:
-    ia, ib = candidate_pairs(rows, rows, max_pairs_per_token=settings.max_pairs_per_token)
-    upper = ia < ib
-    patterns = agreement_patterns(rows, rows, ia[upper], ib[upper], group_slices)
+    ia, ib = candidate_pairs(
+        rows, rows, max_pairs_per_token=settings.max_pairs_per_token, upper=True
+    )
+    patterns = agreement_patterns(rows, rows, ia, ib, group_slices)
     uniq, counts = _pattern_counts(patterns, len(rows) * (len(rows) - 1) // 2)
     return comparison.levels(uniq), counts
 

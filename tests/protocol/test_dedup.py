@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+
 from protocol.cohort import WhereClause, prepare_cohort
-from protocol.dedup import fuzzy_duplicate_pairs
+from protocol.dedup import fuzzy_duplicate_pairs, record_token_ids
 from protocol.linkage.keys import load_profile
 from protocol.linkage.normalize import normalize_person
 from protocol.records import PersonRecord
@@ -43,3 +45,14 @@ def test_prepare_cohort_makes_one_row_of_merged_records() -> None:
     where = WhereClause("", [], as_of=dt.date(2026, 6, 30))
     prepared = prepare_cohort("c", recs, where=where, profile=load_profile("standard"))
     assert sorted(len(p) for p in prepared.persons) == [1, 2]
+
+
+def test_record_ids_derived_in_chunks_equal_the_whole() -> None:
+    recs = records({}, {"first_name": "Jonahtan", "ssn": None}, {"zip": None}, {"dob": "bad"})
+    persons = [normalize_person(r, today=dt.date(2026, 6, 30)) for r in recs]
+    profile = load_profile("standard")
+    whole = record_token_ids(persons, profile)
+    parts = [record_token_ids(persons[i : i + 2], profile, first=i) for i in (0, 2)]
+    assert np.array_equal(np.concatenate(parts), whole)
+    unused = whole[(whole < 0) & (whole >= -whole.size)]  # an unused slot's id is its number
+    assert len(unused) and len(np.unique(unused)) == len(unused)

@@ -40,6 +40,19 @@ def test_candidates_are_exactly_the_pairs_sharing_a_token(
     assert got == want
 
 
+@given(rows_strategy(), rows_strategy(), st.integers(1, 40))
+def test_bucketed_join_finds_the_same_candidates(
+    left: np.ndarray, right: np.ndarray, bucket_tokens: int
+) -> None:
+    whole = candidate_pairs(left, right, max_pairs_per_token=4, bucket_tokens=10**9)
+    split = candidate_pairs(left, right, max_pairs_per_token=4, bucket_tokens=bucket_tokens)
+    assert [a.tolist() for a in split] == [a.tolist() for a in whole]
+    ia, ib = candidate_pairs(left, left, bucket_tokens=bucket_tokens, upper=True)
+    full_a, full_b = candidate_pairs(left, left, bucket_tokens=10**9)
+    upper = full_a < full_b
+    assert (ia.tolist(), ib.tolist()) == (full_a[upper].tolist(), full_b[upper].tolist())
+
+
 @given(rows_strategy(), rows_strategy())
 def test_patterns_mark_groups_whose_token_sets_intersect(
     left: np.ndarray, right: np.ndarray

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,6 +130,18 @@ def test_private_links_equal_reference_links_exactly(seed: int, curve: str) -> N
     assert private_links(run, trace) == reference_links(ref)
     assert run.result.histogram == ref.histogram
     assert any(len(e) == 2 for e in ref.links.entities)
+
+
+def test_spooled_rows_through_the_worker_pool_give_the_same_links(tmp_path: Path) -> None:
+    data = two_party(21, 420, 300, left_ssn=True)  # big enough for the worker pool
+    spec = spec_for(["a.sex", "b.grp"], linkage={"curve": "x25519"})
+    trace = ShuffleTrace()
+    with make_engine("x25519", workers=2) as engine:
+        run = run_tally(spec, data, engine=engine, shuffle=trace, spool=tmp_path)
+    ref = reference_tally(spec, data)
+    assert private_links(run, trace) == reference_links(ref)
+    assert run.result.histogram == ref.histogram
+    assert len(list(tmp_path.glob("rows-*.ctly"))) == 4  # two starts, two forwards
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,24 @@ def test_truncated_or_padded_row_sets_are_rejected() -> None:
         RowSet.from_bytes(EncryptedTally("q1", "count", 0, b"", 3).to_bytes())
 
 
+def test_spooled_row_sets_are_read_from_disk_and_checked_the_same(tmp_path: Path) -> None:
+    wire = rowset().to_bytes()
+    path = tmp_path / "rows.ctly"
+    path.write_bytes(wire)
+    spooled = RowSet.from_file(path)
+    assert spooled.to_bytes() == wire
+    assert spooled.point(1, 0) == b"\x02" * 33
+    path.write_bytes(wire[:-1])
+    with pytest.raises(MalformedMessage, match="truncated"):
+        RowSet.from_file(path)
+    path.write_bytes(wire + b"\x00")
+    with pytest.raises(MalformedMessage, match="ciphertext bytes"):
+        RowSet.from_file(path)
+    path.write_bytes(flip_byte(wire, 0))
+    with pytest.raises(MalformedMessage, match="bad magic"):
+        RowSet.from_file(path)
+
+
 def test_any_flipped_byte_in_a_sealed_envelope_is_rejected() -> None:
     alice, bob = PartyKeys.generate(), PartyKeys.generate()
     payload = rowset().to_bytes()
