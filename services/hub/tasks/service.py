@@ -163,6 +163,38 @@ def complete(
     )
 
 
+def _report(
+    *,
+    session: Session,
+    task_id: int,
+    agency: str,
+    problem: TaskProblem,
+    now: dt.datetime,
+    action: str,
+    **detail: object,
+) -> Task:
+    """What every report of a step that did not run does: the lease ends, the reason is
+    kept on the task and written to the audit log."""
+    task = _leased(session=session, task_id=task_id, agency=agency, lease_token=problem.lease_token)
+    assert task is not None
+    task.error, task.updated_at, task.lease_token = problem.reason, now, None
+    audit.record(
+        session=session,
+        at=now,
+        actor=f"node:{agency}",
+        action=action,
+        query_id=task.query_id,
+        detail={"task": task.id, "reason": problem.reason[:500], **detail},
+    )
+    return task
+
+
+def _fail_query(*, session: Session, task: Task, now: dt.datetime, error: str) -> None:
+    task.status = "failed"
+    query = queries.load(session=session, query_id=task.query_id, lock=True)
+    queries.end(session=session, query=query, status="failed", now=now, error=error)
+
+
 def fail(
     *,
     session: Session,
@@ -173,74 +205,40 @@ def fail(
     max_attempts: int,
 ) -> None:
     """A node could not run its step: retry it if asked and allowed, else end the query."""
-    task = _leased(session=session, task_id=task_id, agency=agency, lease_token=problem.lease_token)
-    assert task is not None
-    task.error, task.updated_at, task.lease_token = problem.reason, now, None
-    audit.record(
-        session=session,
-        at=now,
-        actor=f"node:{agency}",
-        action="task.failed",
-        query_id=task.query_id,
-        detail={"task": task.id, "reason": problem.reason[:500], "retry": problem.retry},
-    )
+    task = _report(
+        session=session, task_id=task_id, agency=agency, problem=problem, now=now,
+        action="task.failed", retry=problem.retry,
+    )  # fmt: skip
     if problem.retry and task.attempts < max_attempts:
         task.status = "queued"
         return
-    task.status = "failed"
-    query = queries.load(session=session, query_id=task.query_id, lock=True)
-    queries.end(
-        session=session,
-        query=query,
-        status="failed",
-        now=now,
-        error=f"{task.kind} step at {agency} failed: {problem.reason}",
-    )
+    error = f"{task.kind} step at {agency} failed: {problem.reason}"
+    _fail_query(session=session, task=task, now=now, error=error)
 
 
 def refuse(
     *, session: Session, task_id: int, agency: str, problem: TaskProblem, now: dt.datetime
 ) -> None:
     """The node's own agreement check refused the task: the query ends with its reason."""
-    task = _leased(session=session, task_id=task_id, agency=agency, lease_token=problem.lease_token)
-    assert task is not None
-    task.status, task.error, task.updated_at, task.lease_token = "failed", problem.reason, now, None
-    audit.record(
-        session=session,
-        at=now,
-        actor=f"node:{agency}",
+    task = _report(
+        session=session, task_id=task_id, agency=agency, problem=problem, now=now,
         action="task.refused",
-        query_id=task.query_id,
-        detail={"task": task.id, "reason": problem.reason[:500]},
-    )
-    query = queries.load(session=session, query_id=task.query_id, lock=True)
-    queries.end(
-        session=session,
-        query=query,
-        status="failed",
-        now=now,
-        error=f"refused by {agency}: {problem.reason}",
-    )
+    )  # fmt: skip
+    _fail_query(session=session, task=task, now=now, error=f"refused by {agency}: {problem.reason}")
 
 
 def hold(
     *, session: Session, task_id: int, agency: str, problem: TaskProblem, now: dt.datetime
 ) -> None:
     """The node holds the task for its data steward; the query waits (its deadline still runs)."""
-    task = _leased(session=session, task_id=task_id, agency=agency, lease_token=problem.lease_token)
-    assert task is not None
-    task.status, task.error, task.updated_at, task.lease_token = "held", problem.reason, now, None
+    task = _report(
+        session=session, task_id=task_id, agency=agency, problem=problem, now=now,
+        action="task.held",
+    )  # fmt: skip
+    task.status = "held"
     task.attempts = max(task.attempts - 1, 0)  # waiting for a person is not a failed attempt
     query = queries.load(session=session, query_id=task.query_id, lock=True)
     query.status, query.phase = "held", f"awaiting approval at {agency}"
-    audit.record(
-        session=session,
-        at=now,
-        actor=f"node:{agency}",
-        action="task.held",
-        query_id=task.query_id,
-        detail={"task": task.id, "reason": problem.reason[:500]},
-    )
 
 
 def decide_held(
