@@ -93,12 +93,6 @@ def _unframe(data: bytes, kind: str) -> tuple[dict[str, Any], int]:
     return header, start + size
 
 
-def rowset_header(data: bytes) -> dict[str, Any]:
-    """A row set's header alone (what a relay may route on) without copying its body."""
-    header, _ = _unframe(data[: len(MAGIC) + 4 + MAX_HEADER], "rowset")
-    return header
-
-
 def rowset_header_fields(
     *,
     query_id: str,
