@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +22,9 @@ from crosstally.templates import TEMPLATES, load_template
 from protocol.driver import NodeData
 from protocol.records import PersonRecord
 from protocol.spec import parse_spec
+
+if TYPE_CHECKING:
+    from services.loopback import Deployment
 
 NODE_OF_AGENCY = {
     "dcf": "DCF",
@@ -72,7 +76,7 @@ def _run(directory: Path, *, people: int, seed: int, console: Console, as_of: st
     from services.agency_node.store import NodeStore
     from services.governance import terms_for_spec
     from services.hub_api import HubAPI, released_table
-    from services.loopback import LoopbackHub, LoopbackNode, enroll_all, start_all, stop_all
+    from services.loopback import Deployment
 
     with console.status(f"generating {people:,} synthetic people and seven agency extracts"):
         paths = write_world(generate(people=people, seed=seed), directory / "extracts")
@@ -88,35 +92,25 @@ def _run(directory: Path, *, people: int, seed: int, console: Console, as_of: st
         )
         for name, d in documents.items()
     ]
-    hub = LoopbackHub(directory / "hub")
-    nodes = [
-        LoopbackNode(
-            agency,
-            directory / "nodes" / agency,
-            hub.url,
-            {"path": paths[code]},
-            [t for t in agreements if agency in t.participants],
-        )
-        for code, agency in NODE_OF_AGENCY.items()
-    ]
+    deployment = Deployment.plan(
+        directory,
+        extracts={agency: {"path": paths[code]} for code, agency in NODE_OF_AGENCY.items()},
+        agreements=agreements,
+        analyst=ANALYST,
+        operator="demo-operator",
+    )
+    hub, nodes = deployment.hub, deployment.nodes
     try:
         with console.status("starting the hub and seven agency nodes on 127.0.0.1"):
-            hub.start()
-            enroll_all(hub, nodes)
-            with hub.admin() as admin:
-                for terms in agreements:
-                    admin.create_agreement(terms)
-                operator = admin.issue("demo-operator", "operator").token
-                analyst = admin.issue(ANALYST, "analyst").token
-            start_all(nodes)
+            deployment.start()
         console.print(
             f"[bold]crosstally demo[/bold]: {people:,} synthetic people, seed {seed}; hub at "
             f"{hub.url}, nodes {', '.join(n.agency for n in nodes)} (no inbound ports)"
         )
-        with HubAPI(hub.url, operator) as api:
+        with HubAPI(hub.url, deployment.operator_token) as api:
             queries = {name: api.submit(d).id for name, d in documents.items()}
             _follow(api, queries, console)
-        with HubAPI(hub.url, analyst) as api:
+        with HubAPI(hub.url, deployment.analyst_token) as api:
             for name, query_id in queries.items():
                 result = api.result(query_id)
                 title = f"{name} ({result.kind}, agreement {result.agreement})"
@@ -124,7 +118,7 @@ def _run(directory: Path, *, people: int, seed: int, console: Console, as_of: st
                 if result.kind == "match":
                     requester = parse_spec(documents[name])
                     holder = requester.cohorts[requester.requester or ""].node
-                    node = next(n for n in nodes if n.agency == holder)
+                    node = deployment.node(holder)
                     matched = NodeStore(node.directory / "data" / "node.sqlite").members(query_id)
                     console.print(
                         f"  the {holder} node holds {len(matched):,} matched record ids locally; "
@@ -140,15 +134,17 @@ def _run(directory: Path, *, people: int, seed: int, console: Console, as_of: st
             f"({chain.entries} entries)[/dim]"
         )
     except Exception:
-        for log in [hub.directory / "hub.log", *(n.directory / "node.log" for n in nodes)]:
-            if log.exists():
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                console.print(f"[red]--- {log.name} ({log.parent.name}) ---[/red]")
-                console.print("\n".join(tail), markup=False, highlight=False)
+        _print_log_tails(console, deployment)
         raise
     finally:
-        stop_all([n.service for n in nodes])
-        stop_all([hub.service])
+        deployment.stop()
+
+
+def _print_log_tails(console: Console, deployment: Deployment) -> None:
+    """The end of every process's log, for when something went wrong."""
+    for name, tail in deployment.log_tails():
+        console.print(f"[red]--- {name} log ---[/red]")
+        console.print(tail, markup=False, highlight=False)
 
 
 def _follow(api: object, queries: Mapping[str, str], console: Console) -> None:

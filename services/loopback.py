@@ -1,7 +1,7 @@
 """A hub and agency nodes as real processes on 127.0.0.1, run as the containers run them.
 
-`crosstally demo` and the integration tests start them with `HUB_COMMAND` and
-`NODE_COMMAND`; tests/services/test_deploy.py checks the images run the same.
+`crosstally demo`, `crosstally bench --services` and the integration tests start them with
+`HUB_COMMAND` and `NODE_COMMAND`; tests/services/test_deploy.py checks the images run the same.
 """
 
 from __future__ import annotations
@@ -288,3 +288,76 @@ def enroll_all(hub: LoopbackHub, nodes: Sequence[LoopbackNode]) -> None:
             keys = node.public_keys()
             issued = api.enroll(node.agency, keys["box_key"], keys["verify_key"])
             node.configure(issued.token)
+
+
+@dataclass
+class Deployment:
+    """A hub and its nodes on loopback with agreements recorded and people's credentials issued.
+
+    `start()` does what an administrator does (enroll every node, record the agreements,
+    issue an operator's and an analyst's credential) and starts the nodes; `stop()` ends
+    every process. The demo and `crosstally bench --services` both run through this.
+    """
+
+    hub: LoopbackHub
+    nodes: list[LoopbackNode]
+    agreements: list[AgreementTerms]
+    analyst_name: str
+    operator_name: str
+    operator_token: str = ""
+    analyst_token: str = ""
+
+    @classmethod
+    def plan(
+        cls,
+        directory: Path,
+        *,
+        extracts: Mapping[str, Mapping[str, Any]],
+        agreements: Sequence[AgreementTerms],
+        analyst: str,
+        operator: str,
+        hub_settings: Mapping[str, str] | None = None,
+        node_settings: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """Directories, keys and configs for a hub and one node per agency in `extracts`
+        (agency -> its `[extract]` settings); each node lists the agreements it signed."""
+        hub = LoopbackHub(directory / "hub", settings=dict(hub_settings or {}))
+        nodes = [
+            LoopbackNode(
+                agency,
+                directory / "nodes" / agency,
+                hub.url,
+                dict(extract),
+                [t for t in agreements if agency in t.participants],
+                settings=dict(node_settings or {}),
+            )
+            for agency, extract in extracts.items()
+        ]
+        return cls(hub, nodes, list(agreements), analyst, operator)
+
+    def start(self) -> None:
+        self.hub.start()
+        enroll_all(self.hub, self.nodes)
+        with self.hub.admin() as admin:
+            for terms in self.agreements:
+                admin.create_agreement(terms)
+            self.operator_token = admin.issue(self.operator_name, "operator").token
+            self.analyst_token = admin.issue(self.analyst_name, "analyst").token
+        start_all(self.nodes)
+
+    def stop(self) -> None:
+        stop_all([n.service for n in self.nodes])
+        stop_all([self.hub.service])
+
+    def node(self, agency: str) -> LoopbackNode:
+        return next(n for n in self.nodes if n.agency == agency)
+
+    def log_tails(self, lines: int = 15) -> list[tuple[str, str]]:
+        """(which process, the last lines of its log) for every log written so far."""
+        logs = [("hub", self.hub.directory / "hub.log")]
+        logs += [(n.agency, n.directory / "node.log") for n in self.nodes]
+        return [
+            (name, "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+            for name, path in logs
+            if path.exists()
+        ]
