@@ -140,6 +140,10 @@ class Worker:
             self._fail(task, str(exc), retry=False)
         except HubRejected as exc:
             log.warning("task %s: %s", task.id, exc)
+            if exc.status == 413:
+                # Over the hub's body limit: a re-run would be refused the same way, after
+                # redoing the whole step, until the attempts run out.
+                self._fail(task, f"the hub refused {task.kind} output: {exc.message}", retry=False)
         except HubUnavailable:
             raise
         except Exception as exc:
