@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from crosstally.parties import run_isolated
 from crosstally.synth import make_parties
@@ -59,6 +60,14 @@ class BenchResult:
     generate_seconds: float
     isolated: bool = False
     party_peak_rss_mb: dict[str, float] | None = None
+    services: bool = False
+    services_seconds: float | None = None
+    services_overhead: float | None = None
+    services_relay_bytes: int | None = None
+    services_http_bytes: int | None = None
+    services_population: int | None = None
+    tally_cpu_seconds: float | None = None
+    services_cpu_seconds: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -79,15 +88,20 @@ def raw_rates(curve: str, sample: int = RATE_SAMPLE) -> tuple[float, float]:
     return hashed / sample, blinded / sample
 
 
-def bench_spec(parties: int, keys: str, curve: str) -> QuerySpec:
+def bench_document(parties: int, keys: str, curve: str) -> dict[str, Any]:
+    """The bench's query spec as submitted to a hub: every party's sex, over the intersection."""
     labels = [chr(ord("a") + k) for k in range(parties)]
-    return parse_spec({
+    return {
         "name": "bench", "agreement": "BENCH", "kind": "tally", "as_of": "2026-06-30",
         "cohorts": {label: {"node": label.upper()} for label in labels},
         "population": " & ".join(labels),
         "group_by": [f"{labels[0]}.sex", f"{labels[1]}.sex"],
         "linkage": {"keys": keys, "curve": curve},
-    })  # fmt: skip
+    }  # fmt: skip
+
+
+def bench_spec(parties: int, keys: str, curve: str) -> QuerySpec:
+    return parse_spec(bench_document(parties, keys, curve))
 
 
 def psi_cardinality(spec: QuerySpec, lists: Sequence[Sequence[PersonRecord]]) -> tuple[int, float]:
@@ -106,6 +120,67 @@ def psi_cardinality(spec: QuerySpec, lists: Sequence[Sequence[PersonRecord]]) ->
     return count, time.perf_counter() - start
 
 
+@dataclass
+class _Tally:
+    """The in-process tally's figures, from either driver."""
+
+    seconds: float
+    operations: int
+    phases: dict[str, float]
+    bytes_exchanged: int
+    population: int
+    released: dict[str, Any]
+    cpu_seconds: float
+    party_peaks: dict[str, float] | None = None
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child process it has waited for."""
+    usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _in_process(spec: QuerySpec, data: dict[str, NodeData], *, workers: int) -> _Tally:
+    cpu = cpu_seconds()
+    with make_engine(spec.linkage.curve, workers=workers) as engine:
+        start = time.perf_counter()
+        run = run_tally(spec, data, engine=engine)
+        seconds = time.perf_counter() - start
+        operations = engine.operations()
+    cpu = cpu_seconds() - cpu  # the pool's workers are waited for when the engine closes
+    phases: dict[str, float] = {}
+    for timings in [*(n.timings for n in run.nodes.values()), run.joiner.timings, run.hub.timings]:
+        for phase, value in timings.items():
+            phases[phase] = phases.get(phase, 0.0) + value
+    result = run.result
+    return _Tally(
+        seconds, operations, phases, run.bytes_exchanged, result.population,
+        result.released.to_dict(), cpu,
+    )  # fmt: skip
+
+
+def _isolated(spec: QuerySpec, paths: dict[str, Path], *, workers: int) -> _Tally:
+    cpu = cpu_seconds()
+    run = run_isolated(spec, paths, workers=workers)
+    return _Tally(
+        run.seconds, run.ec_operations, run.timings, run.bytes_exchanged, run.result.population,
+        run.result.released.to_dict(), cpu_seconds() - cpu, run.party_peak_rss_mb,
+    )  # fmt: skip
+
+
+def blob_limit(bytes_exchanged: int) -> int:
+    """The bench hub's relay body limit: the default, or more if one message could exceed it.
+
+    No single message is bigger than everything the in-process run exchanged; an operator
+    with cohorts that large raises CROSSTALLY_HUB_MAX_BLOB_BYTES the same way.
+    """
+    from services.hub.config import HubSettings
+
+    default = HubSettings.model_fields["max_blob_bytes"].default
+    assert isinstance(default, int)
+    return max(default, bytes_exchanged)
+
+
 def run_bench(
     *,
     records: int,
@@ -116,54 +191,59 @@ def run_bench(
     workers: int | None = None,
     curve: str = "p256",
     isolated: bool = False,
+    services: bool = False,
     step: Callable[[str], None] = lambda _: None,
+    query_progress: Callable[[str, int, int], None] = lambda *_: None,
 ) -> BenchResult:
+    """Measure one tally; `services` runs it a second time through a hub and nodes on loopback.
+
+    `step` announces each stage; `query_progress` sees the services query's phase and steps.
+    """
     workers = workers or os.cpu_count() or 1
     step("generating records")
     start = time.perf_counter()
     lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
     generated = time.perf_counter() - start
-    spec = bench_spec(parties, keys, curve)
+    document = bench_document(parties, keys, curve)
+    spec = parse_spec(document)
     data = {
         label.upper(): NodeData(recs, COLUMNS)
         for label, recs in zip(spec.cohorts, lists, strict=True)
     }
     step("measuring the curve's raw rate on one core")
     t_hash, t_blind = raw_rates(curve)
-    step("running the private tally on all cores")
-    party_peaks = None
-    if isolated:
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = {
-                node: write_records(Path(tmp) / f"{node}.csv", d.records)
-                for node, d in data.items()
-            }
+    services_run = None
+    with tempfile.TemporaryDirectory(prefix="crosstally-bench-") as tmp:
+        paths: dict[str, Path] = {}
+        if isolated or services:
+            paths = {n: write_records(Path(tmp) / f"{n}.csv", d.records) for n, d in data.items()}
+        step("running the private tally on all cores")
+        if isolated:
             del data, lists
-            isolated_run = run_isolated(spec, paths, workers=workers)
-        tally_seconds, operations = isolated_run.seconds, isolated_run.ec_operations
-        phases, party_peaks = isolated_run.timings, isolated_run.party_peak_rss_mb
-        bytes_exchanged, population = isolated_run.bytes_exchanged, isolated_run.result.population
-        lists = []
-    else:
-        with make_engine(curve, workers=workers) as engine:
-            start = time.perf_counter()
-            run = run_tally(spec, data, engine=engine)
-            tally_seconds = time.perf_counter() - start
-            operations = engine.operations()
-        phases = {}
-        for timings in [
-            *(n.timings for n in run.nodes.values()),
-            run.joiner.timings,
-            run.hub.timings,
-        ]:
-            for phase, seconds in timings.items():
-                phases[phase] = phases.get(phase, 0.0) + seconds
-        bytes_exchanged, population = run.bytes_exchanged, run.result.population
+            tally = _isolated(spec, paths, workers=workers)
+            lists = []
+        else:
+            tally = _in_process(spec, data, workers=workers)
+            del data
+        if services:
+            from crosstally.bench_services import check_same_release, run_services
+
+            step(f"starting a hub and {parties} agency nodes on 127.0.0.1")
+            services_run = run_services(
+                document,
+                paths,
+                Path(tmp) / "services",
+                workers=workers,
+                hub_settings={"max_blob_bytes": str(blob_limit(tally.bytes_exchanged))},
+                started=lambda: step("running the tally through the hub and nodes"),
+                progress=query_progress,
+            )
+            check_same_release(services_run, tally.released)
     slots = spec.linkage.keys.slots
-    rows = operations // (slots * parties)
+    rows = tally.operations // (slots * parties)
     hash_ops, blind_ops = rows * slots, rows * slots * (parties - 1)
     ec_bound = (hash_ops * t_hash + blind_ops * t_blind) / workers
-    paillier = phases.get("paillier", 0.0)
+    paillier = tally.phases.get("paillier", 0.0)
     step("running openmined-psi's PSI cardinality baseline")
     if not lists:
         lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
@@ -172,30 +252,40 @@ def run_bench(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    return BenchResult(
+    result = BenchResult(
         records=records,
         parties=parties,
         curve=curve,
         tokens_per_record=float(slots),
-        tally_seconds=tally_seconds,
-        ec_operations=operations,
+        tally_seconds=tally.seconds,
+        ec_operations=tally.operations,
         ec_bound_seconds=ec_bound,
-        overhead_ratio=tally_seconds / ec_bound if ec_bound else 0.0,
+        overhead_ratio=tally.seconds / ec_bound if ec_bound else 0.0,
         psi_ca_seconds=psi_seconds,
         paillier_seconds=paillier,
-        paillier_share=paillier / tally_seconds if tally_seconds else 0.0,
-        bytes_exchanged=bytes_exchanged,
+        paillier_share=paillier / tally.seconds if tally.seconds else 0.0,
+        bytes_exchanged=tally.bytes_exchanged,
         peak_rss_mb=peak / 1024,
         workers=workers,
         hash_us_per_op=t_hash * 1e6,
         blind_us_per_op=t_blind * 1e6,
         psi_ca_count=psi_count,
-        population=population,
-        phases=phases,
+        population=tally.population,
+        phases=tally.phases,
         generate_seconds=generated,
         isolated=isolated,
-        party_peak_rss_mb=party_peaks,
+        party_peak_rss_mb=tally.party_peaks,
+        tally_cpu_seconds=tally.cpu_seconds,
     )
+    if services_run is not None:
+        result.services = True
+        result.services_seconds = services_run.seconds
+        result.services_overhead = services_run.seconds / tally.seconds - 1
+        result.services_relay_bytes = services_run.relay_bytes
+        result.services_http_bytes = services_run.http_bytes
+        result.services_population = services_run.population
+        result.services_cpu_seconds = services_run.cpu_seconds
+    return result
 
 
 def write_records(path: Path, records: Sequence[PersonRecord]) -> Path:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 app = typer.Typer(
     help="crosstally: cross-agency tallies without centralizing identifiers.", no_args_is_help=True
@@ -61,6 +65,11 @@ def bench(
     isolated: bool = typer.Option(
         False, help="run every party in its own process and report each one's peak memory"
     ),
+    services: bool = typer.Option(
+        False,
+        help="also run the tally through a hub and one node per party on loopback HTTP "
+        "and report the extra cost of the services",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="write the figures as JSON here"),
 ) -> None:
     """Measure the private tally against its curve-operation bound and openmined-psi."""
@@ -72,12 +81,18 @@ def bench(
     from crosstally.report import bench_table
 
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("benchmark", total=4)
+        task = progress.add_task("benchmark", total=6 if services else 4)
+        query: list[TaskID] = []
 
         def step(description: str) -> None:
             if progress.tasks[task].description != "benchmark":
                 progress.advance(task)
             progress.update(task, description=description)
+
+        def query_progress(phase: str, done: int, total: int) -> None:
+            if not query:
+                query.append(progress.add_task("services", total=total))
+            progress.update(query[0], description=f"query: {phase}", completed=done, total=total)
 
         result = run_bench(
             records=records,
@@ -88,7 +103,9 @@ def bench(
             workers=workers or None,
             curve=curve,
             isolated=isolated,
+            services=services,
             step=step,
+            query_progress=query_progress,
         )
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))

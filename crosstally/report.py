@@ -62,6 +62,17 @@ def bench_table(result: BenchResult) -> Table:
     ]
     for party, peak in (result.party_peak_rss_mb or {}).items():
         rows.append((f"peak memory of party {party}", f"{peak:,.0f} MB"))
+    if result.services_seconds is not None and result.services_overhead is not None:
+        rows += [
+            ("tally through hub and nodes (HTTP)", f"{result.services_seconds:.1f} s"),
+            ("services overhead", f"{result.services_overhead:+.1%} vs in-process"),
+            ("bytes over HTTP", f"{(result.services_http_bytes or 0) / 1e6:,.1f} MB"),
+        ]
+        tally_cpu, services_cpu = result.tally_cpu_seconds, result.services_cpu_seconds
+        if tally_cpu is not None and services_cpu is not None:
+            rows.append(
+                ("CPU time, in process / services", f"{tally_cpu:.1f} s / {services_cpu:.1f} s")
+            )
     for name, value in rows:
         out.add_row(name, value)
     return out

@@ -1,0 +1,171 @@
+"""`crosstally bench --services`: the bench's tally through a real hub and nodes on loopback.
+
+The same query spec and the same records as the in-process tally, but every party is a
+`crosstally node serve` process reading its CSV extract, and the hub is `crosstally hub
+serve` on SQLite, exactly as `crosstally demo` runs them. The time is the hub's own, from
+accepting the submission to releasing the table, so it includes the Paillier key
+generation, every lease, seal, relay upload and download, and the decryption, as the
+in-process `tally_seconds` includes the same protocol work without the services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol.spec import parse_spec
+from services.governance import terms_for_spec
+from services.hub_api import ENDED, HubAPI
+from services.loopback import Deployment
+
+ANALYST = "bench-analyst"
+OPERATOR = "bench-operator"
+POLL_SECONDS = 0.5
+
+OnProgress = Callable[[str, int, int], None]
+"""Called with the query's phase, steps done and steps in all, on every status read."""
+
+
+class ServicesMismatch(RuntimeError):
+    """The services path released something else than the in-process tally on the same data."""
+
+
+@dataclass(frozen=True)
+class ServicesRun:
+    """What the run through the services cost, and what it released."""
+
+    seconds: float
+    relay_bytes: int  # sealed row sets the parties sent through the relay, plus the tally
+    http_bytes: int  # bodies on the wire: each sealed row set up once and down once, the tally
+    row_sets: int
+    table: dict[str, Any]
+    cpu_seconds: float | None  # hub, nodes and their workers while the query ran (Linux only)
+
+    @property
+    def population(self) -> int | None:
+        """The released total (None only if disclosure control suppressed it)."""
+        count = self.table["total"]["count"]
+        return None if count is None else int(count)
+
+
+def run_services(
+    document: Mapping[str, Any],
+    extracts: Mapping[str, Path],
+    directory: Path,
+    *,
+    workers: int,
+    hub_settings: Mapping[str, str] | None = None,
+    started: Callable[[], None] = lambda: None,
+    progress: OnProgress = lambda *_: None,
+) -> ServicesRun:
+    """Start a hub and one node per extract, run `document` through the API, stop everything.
+
+    Each node gets a curve pool of `workers` processes, like the in-process tally's one pool.
+    `hub_settings` are CROSSTALLY_HUB_* values (lower case, without the prefix). `started` is
+    called once every process is up, just before the submission.
+    """
+    today = dt.date.today()
+    spec = parse_spec(document)
+    terms = terms_for_spec(
+        spec,
+        analysts=[ANALYST],
+        valid_from=today,
+        valid_until=today + dt.timedelta(days=30),
+        title="crosstally bench --services",
+    )
+    deployment = Deployment.plan(
+        directory,
+        extracts={node: {"path": path} for node, path in extracts.items()},
+        agreements=[terms],
+        analyst=ANALYST,
+        operator=OPERATOR,
+        hub_settings=hub_settings,
+        node_settings={"workers": workers},
+    )
+    try:
+        deployment.start()
+        started()
+        return _run(deployment, dict(document), progress)
+    except Exception as exc:
+        for name, tail in deployment.log_tails():
+            exc.add_note(f"--- {name} log ---\n{tail}")
+        raise
+    finally:
+        deployment.stop()
+
+
+def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress) -> ServicesRun:
+    hub = deployment.hub
+    services = [hub.service, *(n.service for n in deployment.nodes)]
+    pids = [s.process.pid for s in services if s is not None and s.process is not None]
+    with HubAPI(hub.url, deployment.operator_token) as api:
+        cpu_before = tree_cpu_seconds(pids)
+        query = api.submit(document)
+        while True:
+            detail = api.query(query.id)
+            p = detail.progress
+            progress(p.phase, p.steps_done, p.steps_total)
+            if detail.status in ENDED:
+                cpu_after = tree_cpu_seconds(pids)
+                break
+            exited = [s.name for s in services if s is not None and not s.running]
+            if exited:
+                raise RuntimeError(f"{', '.join(exited)} exited while the bench query ran")
+            time.sleep(POLL_SECONDS)
+    if detail.status != "released":
+        raise RuntimeError(f"the bench query ended {detail.status}: {detail.error}")
+    assert detail.finished_at is not None
+    seconds = (detail.finished_at - detail.submitted_at).total_seconds()
+    with HubAPI(hub.url, deployment.analyst_token) as api:
+        table = api.result(query.id).table
+    with hub.admin() as admin:
+        audit = admin.audit(query.id)
+    relayed = [e["detail"]["bytes"] for e in audit if e["action"] == "relay.stored"]
+    tally = sum(e["detail"]["bytes"] for e in audit if e["action"] == "tally.received")
+    return ServicesRun(
+        seconds=seconds,
+        relay_bytes=sum(relayed) + tally,
+        http_bytes=2 * sum(relayed) + tally,
+        row_sets=len(relayed),
+        table=table,
+        cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+    )
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float | None:
+    """CPU time so far of these processes and all their descendants, from /proc (None
+    where there is no /proc). Children that ended count through their parent's cutime."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+            for task in (proc / str(pid) / "task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+    return total
+
+
+def check_same_release(services: ServicesRun, released: Mapping[str, Any]) -> None:
+    """Fail loudly unless the services released the in-process tally's table, cell for cell."""
+    expected = json.loads(json.dumps(released))
+    if services.table == expected:
+        return
+    raise ServicesMismatch(
+        "the services path released a different table than the in-process tally on the same "
+        f"records: population {services.population} vs {expected['total']['count']}; "
+        f"services {json.dumps(services.table['cells'])} vs in-process "
+        f"{json.dumps(expected['cells'])}"
+    )
