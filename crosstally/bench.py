@@ -28,6 +28,8 @@ from protocol.driver import NodeData, run_tally
 from protocol.psi import CountClient, answer_count
 from protocol.records import PersonRecord
 from protocol.spec import QuerySpec, parse_spec
+from protocol.tally import TallyNode
+from protocol.timing import wall_seconds
 
 COLUMNS = ["record_id", "person_id", "first_name", "middle_name", "last_name", "dob", "sex", "ssn",
            "zip", "town", "address"]  # fmt: skip
@@ -46,7 +48,7 @@ class BenchResult:
     ec_operations: int
     ec_bound_seconds: float
     overhead_ratio: float
-    psi_ca_seconds: float
+    psi_ca_seconds: float | None  # None only in the checkpoint written before the baseline runs
     paillier_seconds: float
     paillier_share: float
     bytes_exchanged: int
@@ -54,7 +56,7 @@ class BenchResult:
     workers: int
     hash_us_per_op: float
     blind_us_per_op: float
-    psi_ca_count: int
+    psi_ca_count: int | None
     population: int
     phases: dict[str, float]
     generate_seconds: float
@@ -104,16 +106,24 @@ def bench_spec(parties: int, keys: str, curve: str) -> QuerySpec:
     return parse_spec(bench_document(parties, keys, curve))
 
 
-def psi_cardinality(spec: QuerySpec, lists: Sequence[Sequence[PersonRecord]]) -> tuple[int, float]:
-    """openmined-psi's own PSI cardinality on one key per record (exact name + DOB)."""
-    from protocol.cohort import WhereClause, prepare_cohort
+def psi_cardinality(
+    spec: QuerySpec, lists: Sequence[Sequence[PersonRecord]], *, workers: int = 1
+) -> tuple[int, float]:
+    """openmined-psi's own PSI cardinality on one key per record (exact name + DOB).
+
+    Each party's records are grouped into persons first, in a pool of `workers` as the
+    tally's nodes do; only the cardinality protocol itself is timed.
+    """
+    from protocol.cohort import WhereClause
     from protocol.psi import exact_keys
 
     where = WhereClause("", COLUMNS, as_of=spec.as_of)
     keys = []
-    for label, records in zip(spec.cohorts, lists[:2], strict=False):
-        prepared = prepare_cohort(label, records, where=where, profile=spec.linkage.keys)
-        keys.append(exact_keys(prepared, spec.linkage.keys, "name_dob"))
+    with make_engine(spec.linkage.curve, workers=workers) as engine:
+        for label, records in zip(spec.cohorts, lists[:2], strict=False):
+            node = TallyNode(label, records, COLUMNS, engine=engine)
+            prepared = node.prepare(label, where, spec.linkage.keys)
+            keys.append(exact_keys(prepared, spec.linkage.keys, "name_dob"))
     start = time.perf_counter()
     client = CountClient("bench")
     count = client.count(answer_count(client.request(keys[0]), keys[1], structure="gcs"))
@@ -148,10 +158,8 @@ def _in_process(spec: QuerySpec, data: dict[str, NodeData], *, workers: int) -> 
         seconds = time.perf_counter() - start
         operations = engine.operations()
     cpu = cpu_seconds() - cpu  # the pool's workers are waited for when the engine closes
-    phases: dict[str, float] = {}
-    for timings in [*(n.timings for n in run.nodes.values()), run.joiner.timings, run.hub.timings]:
-        for phase, value in timings.items():
-            phases[phase] = phases.get(phase, 0.0) + value
+    timings = [*(n.timings for n in run.nodes.values()), run.joiner.timings, run.hub.timings]
+    phases = wall_seconds(span for t in timings for span in t.spans)
     result = run.result
     return _Tally(
         seconds, operations, phases, run.bytes_exchanged, result.population,
@@ -194,10 +202,13 @@ def run_bench(
     services: bool = False,
     step: Callable[[str], None] = lambda _: None,
     query_progress: Callable[[str, int, int], None] = lambda *_: None,
+    checkpoint: Callable[[BenchResult], None] = lambda _: None,
 ) -> BenchResult:
     """Measure one tally; `services` runs it a second time through a hub and nodes on loopback.
 
     `step` announces each stage; `query_progress` sees the services query's phase and steps.
+    `checkpoint` gets the tally's figures before the openmined-psi baseline runs (without
+    the baseline's), so a long run keeps them even if the baseline is stopped.
     """
     workers = workers or os.cpu_count() or 1
     step("generating records")
@@ -244,10 +255,6 @@ def run_bench(
     hash_ops, blind_ops = rows * slots, rows * slots * (parties - 1)
     ec_bound = (hash_ops * t_hash + blind_ops * t_blind) / workers
     paillier = tally.phases.get("paillier", 0.0)
-    step("running openmined-psi's PSI cardinality baseline")
-    if not lists:
-        lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
-    psi_count, psi_seconds = psi_cardinality(spec, lists)
     peak = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -261,7 +268,7 @@ def run_bench(
         ec_operations=tally.operations,
         ec_bound_seconds=ec_bound,
         overhead_ratio=tally.seconds / ec_bound if ec_bound else 0.0,
-        psi_ca_seconds=psi_seconds,
+        psi_ca_seconds=None,
         paillier_seconds=paillier,
         paillier_share=paillier / tally.seconds if tally.seconds else 0.0,
         bytes_exchanged=tally.bytes_exchanged,
@@ -269,7 +276,7 @@ def run_bench(
         workers=workers,
         hash_us_per_op=t_hash * 1e6,
         blind_us_per_op=t_blind * 1e6,
-        psi_ca_count=psi_count,
+        psi_ca_count=None,
         population=tally.population,
         phases=tally.phases,
         generate_seconds=generated,
@@ -285,6 +292,11 @@ def run_bench(
         result.services_http_bytes = services_run.http_bytes
         result.services_population = services_run.population
         result.services_cpu_seconds = services_run.cpu_seconds
+    checkpoint(result)
+    step("running openmined-psi's PSI cardinality baseline")
+    if not lists:
+        lists, _ = make_parties(records=records, parties=parties, overlap=overlap, seed=seed)
+    result.psi_ca_count, result.psi_ca_seconds = psi_cardinality(spec, lists, workers=workers)
     return result
 
 

@@ -77,8 +77,12 @@ def bench(
 
     from rich.progress import Progress
 
-    from crosstally.bench import run_bench
+    from crosstally.bench import BenchResult, run_bench
     from crosstally.report import bench_table
+
+    def checkpoint(figures: BenchResult) -> None:
+        if json_out:
+            json_out.write_text(json.dumps(figures.to_dict(), indent=2))
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmark", total=6 if services else 4)
@@ -106,6 +110,7 @@ def bench(
             services=services,
             step=step,
             query_progress=query_progress,
+            checkpoint=checkpoint,
         )
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))

@@ -23,6 +23,7 @@ from crosstally.extract import read_extract
 from protocol.blinding import make_engine
 from protocol.messages import EncryptedTally, FileRange, RowSet
 from protocol.tally import HubTally, Joiner, TallyNode, TallyResult, TallyTask
+from protocol.timing import wall_seconds
 
 
 def _peak_mb() -> float:
@@ -69,12 +70,8 @@ def _party(
                 assert joiner is not None
                 conn.send_bytes(joiner.finish().to_bytes())
             elif command == "stats":
-                timings = dict(node.timings)
-                for phase, seconds in (joiner.timings if joiner else {}).items():
-                    timings[phase] = timings.get(phase, 0.0) + seconds
-                conn.send(
-                    {"peak_rss_mb": _peak_mb(), "timings": timings, "ops": engine.operations()}
-                )
+                spans = node.timings.spans + (joiner.timings.spans if joiner else [])
+                conn.send({"peak_rss_mb": _peak_mb(), "spans": spans, "ops": engine.operations()})
                 return
 
 
@@ -87,7 +84,7 @@ class IsolatedRun:
     bytes_exchanged: int
     party_peak_rss_mb: dict[str, float]
     relay_peak_rss_mb: float
-    timings: dict[str, float]
+    timings: dict[str, float]  # per phase, the wall time some party spent in it
     ec_operations: int
 
 
@@ -143,14 +140,13 @@ def _run_isolated(
     sent += len(final)
     result = hub.finish(EncryptedTally.from_bytes(final))
     seconds = time.perf_counter() - start
-    peaks, timings, ops = {}, dict(hub.timings), 0
+    peaks, spans, ops = {}, list(hub.timings.spans), 0
     for name, conn in conns.items():
         conn.send(("stats", None))
         stats = conn.recv()
         peaks[name] = stats["peak_rss_mb"]
         ops += stats["ops"]
-        for phase, value in stats["timings"].items():
-            timings[phase] = timings.get(phase, 0.0) + value
+        spans += stats["spans"]
     for proc in procs:
         proc.join()
-    return IsolatedRun(result, seconds, sent, peaks, _peak_mb(), timings, ops)
+    return IsolatedRun(result, seconds, sent, peaks, _peak_mb(), wall_seconds(spans), ops)

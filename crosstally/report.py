@@ -56,7 +56,10 @@ def bench_table(result: BenchResult) -> Table:
         ("curve bound", f"{result.ec_bound_seconds:.1f} s"),
         ("overhead ratio", f"{result.overhead_ratio:.2f}"),
         ("Paillier", f"{result.paillier_seconds:.1f} s ({result.paillier_share:.1%} of the tally)"),
-        ("openmined-psi cardinality, one key", f"{result.psi_ca_seconds:.1f} s"),
+        (
+            "openmined-psi cardinality, one key",
+            "not run" if result.psi_ca_seconds is None else f"{result.psi_ca_seconds:.1f} s",
+        ),
         ("bytes between parties", f"{result.bytes_exchanged / 1e6:,.1f} MB"),
         ("peak resident memory", f"{result.peak_rss_mb:,.0f} MB"),
     ]

@@ -55,7 +55,7 @@ from protocol.paillier import (
 from protocol.records import NormalizedPerson, PersonRecord
 from protocol.setexpr import Population, parse_population
 from protocol.spec import QuerySpec
-from protocol.timing import timed
+from protocol.timing import Timings, timed
 from protocol.workers import (
     derive_and_blind,
     encrypt_chunk,
@@ -164,7 +164,7 @@ class TallyNode:
         self._secrets: dict[str, bytes] = {}
         self._encryptors: dict[str, Encryptor] = {}
         self.prepared: dict[str, PreparedCohort] = {}
-        self.timings: dict[str, float] = {}
+        self.timings = Timings()
 
     def _check_curve(self, task: TallyTask) -> None:
         if self.engine.name != task.spec.linkage.curve:
@@ -215,14 +215,7 @@ class TallyNode:
         for cohort in task.spec.cohorts_of(self.name):
             where = WhereClause(cohort.where, self.columns, as_of=task.spec.as_of)
             with timed(self.timings, "prepare"):
-                prepared = prepare_cohort(
-                    cohort.label,
-                    self.records,
-                    where=where,
-                    profile=profile,
-                    normalize=self._normalize,
-                    record_ids=self._record_ids,
-                )
+                prepared = self.prepare(cohort.label, where, profile)
             self.prepared[cohort.label] = prepared
             n = len(prepared.normalized)
             order = self._order(task, cohort.label, n)
@@ -363,6 +356,17 @@ class TallyNode:
                 raise ProtocolStateError("a shuffle must be a permutation of the rows")
             return list(order)
 
+    def prepare(self, label: str, where: WhereClause, profile: KeyProfile) -> PreparedCohort:
+        """`prepare_cohort` on this node's records, normalizing and keying in the worker pool."""
+        return prepare_cohort(
+            label,
+            self.records,
+            where=where,
+            profile=profile,
+            normalize=self._normalize,
+            record_ids=self._record_ids,
+        )
+
     def _normalize(self, records: Sequence[PersonRecord], as_of: dt.date) -> list[NormalizedPerson]:
         step = CHUNK // 4
         chunks = ((records[i : i + step], as_of) for i in range(0, len(records), step))
@@ -480,7 +484,7 @@ class Joiner:
     shuffle: Shuffler = system_shuffle
     received: dict[str, RowSet] = field(default_factory=dict)
     link_result: LinkResult | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
     _ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def receive(self, rows: RowSet) -> None:
@@ -657,7 +661,7 @@ class HubTally:
             joiner = requester
         self.task = TallyTask(self.query_id, spec, self.public_key, ring, joiner or ring[-1])
         self.layout = self.task.layout()
-        self.timings: dict[str, float] = {}
+        self.timings = Timings()
 
     def finish(self, message: EncryptedTally) -> TallyResult:
         if message.query_id != self.query_id or message.mode != self.layout.mode:

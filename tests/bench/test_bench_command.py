@@ -8,6 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from crosstally.bench import BenchResult, run_bench
 from crosstally.cli import app
 
 KEYS = {
@@ -59,3 +60,21 @@ def test_isolated_bench_reports_each_party_and_the_x25519_engine(tmp_path: Path)
     assert set(figures["party_peak_rss_mb"]) == {"A", "B"}
     assert all(peak > 20 for peak in figures["party_peak_rss_mb"].values())
     assert figures["ec_operations"] % (2 * figures["tokens_per_record"]) == 0
+    # Both parties run at once; a phase counts the wall time some party spent in it.
+    assert all(0 <= seconds <= figures["tally_seconds"] for seconds in figures["phases"].values())
+
+
+def test_tally_figures_are_handed_over_before_the_baseline_runs() -> None:
+    seen: list[dict[str, object]] = []
+    steps: list[str] = []
+
+    def checkpoint(result: BenchResult) -> None:
+        seen.append(result.to_dict())
+        steps.append("checkpoint")
+
+    result = run_bench(records=60, workers=1, step=steps.append, checkpoint=checkpoint)
+    assert steps[-2:] == ["checkpoint", "running openmined-psi's PSI cardinality baseline"]
+    (early,) = seen
+    assert early["psi_ca_seconds"] is None and early["psi_ca_count"] is None
+    assert early["tally_seconds"] == result.tally_seconds and result.tally_seconds > 0
+    assert isinstance(result.psi_ca_seconds, float) and isinstance(result.psi_ca_count, int)
