@@ -1,11 +1,13 @@
 """`crosstally bench`: the private tally against the speed limit of its own curve work.
 
 One run generates the parties' records, measures the blinding engine's raw rate on
-one core, runs the tally end to end on all cores, and runs openmined-psi's own
-two-party cardinality on the same records as a baseline. `ec_bound_seconds` is the
-time the tally's curve operations take at the raw rate on the same cores, so
-`overhead_ratio` is everything else (hashing into keys, Paillier, shuffles,
-serialization, linking) as a multiple of the unavoidable.
+one core, runs the tally end to end on all cores, measures the raw rate again, and
+runs openmined-psi's own two-party cardinality on the same records as a baseline.
+`ec_bound_seconds` is the time the tally's curve operations take at the raw rate (the
+mean of the two samples) on the same cores, so `overhead_ratio` is everything else
+(hashing into keys, Paillier, shuffles, serialization, linking) as a multiple of the
+unavoidable. The machine's speed can drift during a long run; the two samples show by
+how much (`raw_rates_us`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import csv
 import os
 import resource
 import secrets
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -54,8 +57,9 @@ class BenchResult:
     bytes_exchanged: int
     peak_rss_mb: float
     workers: int
-    hash_us_per_op: float
+    hash_us_per_op: float  # mean of the samples before and after the tally
     blind_us_per_op: float
+    raw_rates_us: dict[str, list[float]]  # "before" and "after": [hash, re-blind] per op
     psi_ca_count: int | None
     population: int
     phases: dict[str, float]
@@ -75,19 +79,25 @@ class BenchResult:
         return asdict(self)
 
 
-def raw_rates(curve: str, sample: int = RATE_SAMPLE) -> tuple[float, float]:
-    """Seconds per hash-and-blind and per re-blind on one core (this process)."""
-    items = [secrets.token_bytes(24) for _ in range(sample)]
-    engine = make_engine(curve, workers=1)
+def raw_rates(curve: str, sample: int = RATE_SAMPLE, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per hash-and-blind and per re-blind on one core (this process).
+
+    Each is the median of `repeats` timings of `sample` items, so one slow repeat (a
+    first call, a moment of contention) does not set the bound.
+    """
     functions = CURVE_FUNCTIONS[curve]
-    secret_a, secret_b = engine.new_secret(), engine.new_secret()
-    start = time.perf_counter()
-    points = functions.hash_and_blind(secret_a, items)
-    hashed = time.perf_counter() - start
-    start = time.perf_counter()
-    functions.blind(secret_b, points)
-    blinded = time.perf_counter() - start
-    return hashed / sample, blinded / sample
+    engine = make_engine(curve, workers=1)
+    hashed, blinded = [], []
+    for _ in range(repeats):
+        items = [secrets.token_bytes(24) for _ in range(sample)]
+        secret_a, secret_b = engine.new_secret(), engine.new_secret()
+        start = time.perf_counter()
+        points = functions.hash_and_blind(secret_a, items)
+        hashed.append((time.perf_counter() - start) / sample)
+        start = time.perf_counter()
+        functions.blind(secret_b, points)
+        blinded.append((time.perf_counter() - start) / sample)
+    return statistics.median(hashed), statistics.median(blinded)
 
 
 def bench_document(parties: int, keys: str, curve: str) -> dict[str, Any]:
@@ -222,7 +232,7 @@ def run_bench(
         for label, recs in zip(spec.cohorts, lists, strict=True)
     }
     step("measuring the curve's raw rate on one core")
-    t_hash, t_blind = raw_rates(curve)
+    before = raw_rates(curve)
     services_run = None
     with tempfile.TemporaryDirectory(prefix="crosstally-bench-") as tmp:
         paths: dict[str, Path] = {}
@@ -236,6 +246,7 @@ def run_bench(
         else:
             tally = _in_process(spec, data, workers=workers)
             del data
+        after = raw_rates(curve)
         if services:
             from crosstally.bench_services import check_same_release, run_services
 
@@ -253,6 +264,7 @@ def run_bench(
     slots = spec.linkage.keys.slots
     rows = tally.operations // (slots * parties)
     hash_ops, blind_ops = rows * slots, rows * slots * (parties - 1)
+    t_hash, t_blind = ((b + a) / 2 for b, a in zip(before, after, strict=True))
     ec_bound = (hash_ops * t_hash + blind_ops * t_blind) / workers
     paillier = tally.phases.get("paillier", 0.0)
     peak = max(
@@ -276,6 +288,10 @@ def run_bench(
         workers=workers,
         hash_us_per_op=t_hash * 1e6,
         blind_us_per_op=t_blind * 1e6,
+        raw_rates_us={
+            "before": [t * 1e6 for t in before],
+            "after": [t * 1e6 for t in after],
+        },
         psi_ca_count=None,
         population=tally.population,
         phases=tally.phases,

@@ -42,6 +42,11 @@ def test_bench_json_has_the_documented_keys_and_consistent_figures(tmp_path: Pat
     assert 0 < figures["paillier_seconds"] < figures["tally_seconds"]
     assert figures["bytes_exchanged"] > rows * slots * 33
     assert figures["psi_ca_count"] <= 15  # 10% overlap of 150, exact key only
+    # The bound uses the mean of the raw rates sampled before and after the tally.
+    before, after = figures["raw_rates_us"]["before"], figures["raw_rates_us"]["after"]
+    assert math.isclose(figures["hash_us_per_op"], (before[0] + after[0]) / 2)
+    assert math.isclose(figures["blind_us_per_op"], (before[1] + after[1]) / 2)
+    assert all(rate > 0 for rate in [*before, *after])
 
 
 def test_bench_prints_a_table_without_json() -> None:
