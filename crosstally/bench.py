@@ -1,22 +1,19 @@
 """`crosstally bench`: the private tally against the speed limit of its own curve work.
 
-One run generates the parties' records, measures the blinding engine's raw rate per
-core with every core busy, runs the tally end to end on all cores, measures the raw
-rate again, and runs openmined-psi's own two-party cardinality on the same records as
-a baseline. `ec_bound_seconds` is the time the tally's curve operations take at the
-raw rate (the mean of the two samples) on the same cores, so `overhead_ratio` is
-everything else (hashing into keys, Paillier, shuffles, serialization, linking) as a
-multiple of the unavoidable. The machine's speed can drift during a long run; the two
-samples show by how much, and a third shows the rate of one core alone
-(`raw_rates_us`).
+One run generates the parties' records, measures the blinding engine's raw rate on
+one core, runs the tally end to end on all cores, measures the raw rate again, and
+runs openmined-psi's own two-party cardinality on the same records as a baseline.
+`ec_bound_seconds` is the time the tally's curve operations take at the raw rate (the
+mean of the two samples) on the same cores, so `overhead_ratio` is everything else
+(hashing into keys, Paillier, shuffles, serialization, linking) as a multiple of the
+unavoidable. The machine's speed can drift during a long run; the two samples show by
+how much (`raw_rates_us`).
 """
 
 from __future__ import annotations
 
 import csv
-import multiprocessing
 import os
-import queue
 import resource
 import secrets
 import statistics
@@ -40,7 +37,6 @@ from protocol.timing import wall_seconds
 COLUMNS = ["record_id", "person_id", "first_name", "middle_name", "last_name", "dob", "sex", "ssn",
            "zip", "town", "address"]  # fmt: skip
 RATE_SAMPLE = 8192
-RATE_TIMEOUT = 300  # seconds a raw-rate process may take
 
 
 @dataclass
@@ -61,10 +57,9 @@ class BenchResult:
     bytes_exchanged: int
     peak_rss_mb: float
     workers: int
-    hash_us_per_op: float  # mean of the all-core samples before and after the tally
+    hash_us_per_op: float  # mean of the samples before and after the tally
     blind_us_per_op: float
-    # [hash, re-blind] per op: "before" and "after" on all cores at once, "one_core" alone
-    raw_rates_us: dict[str, list[float]]
+    raw_rates_us: dict[str, list[float]]  # "before" and "after": [hash, re-blind] per op
     psi_ca_count: int | None
     population: int
     phases: dict[str, float]
@@ -84,47 +79,12 @@ class BenchResult:
         return asdict(self)
 
 
-def raw_rates(
-    curve: str, sample: int = RATE_SAMPLE, repeats: int = 3, *, cores: int = 1
-) -> tuple[float, float]:
-    """Seconds per hash-and-blind and per re-blind on one core.
+def raw_rates(curve: str, sample: int = RATE_SAMPLE, repeats: int = 3) -> tuple[float, float]:
+    """Seconds per hash-and-blind and per re-blind on one core (this process).
 
-    With `cores` above 1, one process per core measures at the same time (they start
-    together at a barrier) and the result is their mean: the per-core rate while every
-    core is busy, as it is during the tally. Cores that share caches or a physical core
-    are slower together than one alone. Each process reports the median of `repeats`
-    timings of `sample` items, so one slow repeat does not set the bound.
+    Each is the median of `repeats` timings of `sample` items, so one slow repeat (a
+    first call, a moment of contention) does not set the bound.
     """
-    if cores <= 1:
-        return _one_core_rates(curve, sample, repeats)
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(cores), context.Queue()
-    procs = [
-        context.Process(target=_rates_at_barrier, args=(curve, sample, repeats, barrier, results))
-        for _ in range(cores)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        rates = [results.get(timeout=RATE_TIMEOUT) for _ in procs]
-    except queue.Empty:
-        raise RuntimeError(
-            f"a raw-rate process gave no result within {RATE_TIMEOUT} s; see its error above"
-        ) from None
-    finally:
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-    return statistics.mean(r[0] for r in rates), statistics.mean(r[1] for r in rates)
-
-
-def _rates_at_barrier(curve: str, sample: int, repeats: int, barrier: Any, results: Any) -> None:
-    barrier.wait()
-    results.put(_one_core_rates(curve, sample, repeats))
-
-
-def _one_core_rates(curve: str, sample: int, repeats: int) -> tuple[float, float]:
     functions = CURVE_FUNCTIONS[curve]
     engine = make_engine(curve, workers=1)
     hashed, blinded = [], []
@@ -271,9 +231,8 @@ def run_bench(
         label.upper(): NodeData(recs, COLUMNS)
         for label, recs in zip(spec.cohorts, lists, strict=True)
     }
-    step("measuring the curve's raw rate per core")
-    one_core = raw_rates(curve)
-    before = raw_rates(curve, cores=workers)
+    step("measuring the curve's raw rate on one core")
+    before = raw_rates(curve)
     services_run = None
     with tempfile.TemporaryDirectory(prefix="crosstally-bench-") as tmp:
         paths: dict[str, Path] = {}
@@ -287,7 +246,7 @@ def run_bench(
         else:
             tally = _in_process(spec, data, workers=workers)
             del data
-        after = raw_rates(curve, cores=workers)
+        after = raw_rates(curve)
         if services:
             from crosstally.bench_services import check_same_release, run_services
 
@@ -332,7 +291,6 @@ def run_bench(
         raw_rates_us={
             "before": [t * 1e6 for t in before],
             "after": [t * 1e6 for t in after],
-            "one_core": [t * 1e6 for t in one_core],
         },
         psi_ca_count=None,
         population=tally.population,

@@ -50,7 +50,7 @@ def bench_table(result: BenchResult) -> Table:
         ("tally, end to end", f"{result.tally_seconds:.1f} s on {result.workers} cores"),
         ("curve operations", f"{result.ec_operations:,}"),
         (
-            "raw rate per core, all busy (before / after)",
+            "raw rate (one core, before / after)",
             " / ".join(
                 f"hash {h:.0f} us, blind {b:.0f} us"
                 for h, b in (result.raw_rates_us["before"], result.raw_rates_us["after"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from crosstally.bench import BenchResult, raw_rates, run_bench
+from crosstally.bench import BenchResult, run_bench
 from crosstally.cli import app
 
 KEYS = {
@@ -83,8 +83,3 @@ def test_tally_figures_are_handed_over_before_the_baseline_runs() -> None:
     assert early["psi_ca_seconds"] is None and early["psi_ca_count"] is None
     assert early["tally_seconds"] == result.tally_seconds and result.tally_seconds > 0
     assert isinstance(result.psi_ca_seconds, float) and isinstance(result.psi_ca_count, int)
-
-
-def test_raw_rate_on_every_core_at_once() -> None:
-    hashed, blinded = raw_rates("x25519", sample=64, repeats=1, cores=2)
-    assert 0 < hashed < 0.1 and 0 < blinded < 0.1  # seconds per operation
