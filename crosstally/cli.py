@@ -81,6 +81,7 @@ def bench(
     from crosstally.report import bench_table
 
     def checkpoint(figures: BenchResult) -> None:
+        """Write the figures so far (the bench's tally before its baseline, then all)."""
         if json_out:
             json_out.write_text(json.dumps(figures.to_dict(), indent=2))
 
@@ -113,7 +114,7 @@ def bench(
             checkpoint=checkpoint,
         )
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+        checkpoint(result)
         console.print(f"wrote {json_out}")
     else:
         console.print(bench_table(result))
