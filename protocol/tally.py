@@ -102,11 +102,14 @@ class TallyTask:
 
     def next_hop(self, rows: RowSet) -> str:
         """Where a row set goes next: the next party still to apply its secret, else the joiner."""
-        origin = rows.applied[0]
-        start = self.ring.index(origin)
+        return self.hop_after(rows.applied)
+
+    def hop_after(self, applied: Sequence[str]) -> str:
+        """Where a row set goes once the parties in `applied` (its origin first) applied theirs."""
+        start = self.ring.index(applied[0])
         for step in range(1, len(self.ring)):
             party = self.ring[(start + step) % len(self.ring)]
-            if party not in rows.applied:
+            if party not in applied:
                 return party
         return self.joiner
 
@@ -289,7 +292,10 @@ class TallyNode:
         """Apply this node's secret to another party's rows, re-randomize, shuffle.
 
         The input is read in chunks and each blinded chunk written to its shuffled
-        positions, so a spooled row set passes through with bounded memory.
+        positions, so a spooled row set passes through with bounded memory. When the
+        rows go next to this node itself, as the joiner, their ciphertexts are moved
+        but not re-randomized: nobody else ever sees this hop's output, and the
+        joiner re-randomizes every sum it sends the hub.
         """
         _validate_task_rows(task, rows)
         if self.name in rows.applied:
@@ -301,11 +307,12 @@ class TallyNode:
         order = self._order(task, rows.cohort, rows.rows)
         target = np.empty(rows.rows, dtype=np.int64)
         target[np.asarray(order, dtype=np.int64)] = np.arange(rows.rows, dtype=np.int64)
+        applied = (*rows.applied, self.name)
         writer = RowWriter(
             self.spool,
             query_id=rows.query_id,
             cohort=rows.cohort,
-            applied=(*rows.applied, self.name),
+            applied=applied,
             rows=rows.rows,
             slots=rows.slots,
             width=rows.width,
@@ -324,25 +331,37 @@ class TallyNode:
                 starts, self.engine.map(blind, chunks, weight=rows.rows * rows.slots), strict=True
             ):
                 writer.write_points(target[a : a + step], points)
-        if rows.width:
+        to = task.hop_after(applied)
+        if rows.width and to == self.name:
+            self._move_ciphertexts(rows, target, writer)
+        elif rows.width:
             with timed(self.timings, "paillier"):
-                key, state = task.public_key.to_bytes(), self._encryptor(task).state()
-                step = max(1, CHUNK // 8 // rows.width)
-                starts = range(0, rows.rows, step)
-                size = rows.row_cipher_bytes
-                cipher_chunks = (
-                    (key, state, bytes(rows.ciphertexts[a * size : (a + step) * size]))
-                    for a in starts
-                )
-                weight = rows.rows * rows.width * PAILLIER_WEIGHT
-                for a, ciphers in zip(
-                    starts,
-                    self.engine.map(rerandomize_chunk, cipher_chunks, weight=weight),
-                    strict=True,
-                ):
-                    writer.write_ciphertexts(target[a : a + step], ciphers)
-        moved = writer.finish()
-        return Outgoing(task.next_hop(moved), moved)
+                self._rerandomize_rows(task, rows, target, writer)
+        return Outgoing(to, writer.finish())
+
+    def _rerandomize_rows(
+        self, task: TallyTask, rows: RowSet, target: np.ndarray, writer: RowWriter
+    ) -> None:
+        key, state = task.public_key.to_bytes(), self._encryptor(task).state()
+        step = max(1, CHUNK // 8 // rows.width)
+        starts = range(0, rows.rows, step)
+        size = rows.row_cipher_bytes
+        data = rows.ciphertexts
+        chunks = ((key, state, bytes(data[a * size : (a + step) * size])) for a in starts)
+        weight = rows.rows * rows.width * PAILLIER_WEIGHT
+        for a, ciphers in zip(
+            starts, self.engine.map(rerandomize_chunk, chunks, weight=weight), strict=True
+        ):
+            writer.write_ciphertexts(target[a : a + step], ciphers)
+
+    @staticmethod
+    def _move_ciphertexts(rows: RowSet, target: np.ndarray, writer: RowWriter) -> None:
+        step = 1 << 12
+        size = rows.row_cipher_bytes
+        for a in range(0, rows.rows, step):
+            writer.write_ciphertexts(
+                target[a : a + step], bytes(rows.ciphertexts[a * size : (a + step) * size])
+            )
 
     def _order(self, task: TallyTask, cohort: str, n: int) -> list[int]:
         """The shuffle a row set leaves this node in: output row k is input row order[k]."""

@@ -133,11 +133,44 @@ def test_own_rows_return_shuffled_and_rerandomized(
     assert in_order != back.point_list()
     # Points changed: none of JB-CSSD's own blinded points survives the hop.
     assert not set(jj_out.rows.point_list()) & set(back.point_list())
+    # The hop into the joiner itself: JB-CSSD blinds and shuffles DCF's rows for its own
+    # use, so re-randomizing their ciphertexts would hide nothing from anyone; they move as
+    # DCF sent them (DCF's own encryptions, which DCF never sees again).
+    into_joiner = jj.forward(task, dcf_out.rows)
+    assert into_joiner.to == "JBCSSD"
+    from_dcf = ciphertexts_from_bytes(dcf_out.rows.ciphertexts, task.public_key)
+    kept = ciphertexts_from_bytes(into_joiner.rows.ciphertexts, task.public_key)
+    assert sorted(c.value for c in from_dcf) == sorted(c.value for c in kept)
     joiner = Joiner(task)
     joiner.receive(back)
-    joiner.receive(RowSet.from_bytes(jj.forward(task, dcf_out.rows).rows.to_bytes()))
+    joiner.receive(RowSet.from_bytes(into_joiner.rows.to_bytes()))
     result = hub.finish(joiner.finish())
     assert sum(result.histogram.values()) == result.population
+
+
+def test_every_hop_between_two_parties_rerandomizes(
+    engine: P256Engine, world: dict[str, NodeData]
+) -> None:
+    spec = parse_spec(SPEC)  # dcf and jj carry group codes; three parties, so two hops each
+    messages: list[tuple[str, str, bytes]] = []
+    run = run_tally(spec, world, engine=engine, observer=lambda s, t, w: messages.append((s, t, w)))
+    key = run.hub.public_key
+    last: dict[str, list[int]] = {}
+    checked = {"between parties": 0, "into the joiner itself": 0}
+    for sender, to, wire in messages[:-1]:  # the last message is the tally for the hub
+        rows = RowSet.from_bytes(wire)
+        values = sorted(c.value for c in ciphertexts_from_bytes(rows.ciphertexts, key))
+        before = last.get(rows.cohort)
+        last[rows.cohort] = values
+        if before is None or not values:
+            continue
+        if sender == to:
+            assert values == before  # moved unchanged: only the joiner sees this hop
+            checked["into the joiner itself"] += 1
+        else:
+            assert not set(values) & set(before)
+            checked["between parties"] += 1
+    assert checked["between parties"] >= 2 and checked["into the joiner itself"] >= 1
 
 
 def test_hub_sees_only_the_histogram_and_no_row_level_data(
