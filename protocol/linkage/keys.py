@@ -23,6 +23,7 @@ from protocol.linkage.fellegi_sunter import Comparison
 from protocol.records import NormalizedPerson
 
 FieldFn = Callable[[NormalizedPerson], tuple[str, ...]]
+FieldCache = dict[str, tuple[str, ...]]  # one record's field values, computed once per row
 
 _FIRST_PREFIX = 7
 _LAST_PREFIX = 8
@@ -127,18 +128,22 @@ class KeyGroup:
     slots: int
     templates: tuple[tuple[str, ...], ...]
 
-    def tokens(self, person: NormalizedPerson) -> list[str]:
+    def tokens(self, person: NormalizedPerson, fields: FieldCache | None = None) -> list[str]:
+        """The group's tokens of one record, sorted; `fields` caches field values across groups."""
+        cache: FieldCache = {} if fields is None else fields
         values: set[str] = set()
         for template in self.templates:
-            values.update(_expand(person, template))
+            values.update(_expand(person, template, cache))
         # Deterministic truncation so the cleartext reference and every node agree.
         return [f"{self.name}\x1f{v}" for v in sorted(values)[: self.slots]]
 
 
-def _expand(person: NormalizedPerson, template: Sequence[str]) -> Iterable[str]:
+def _expand(person: NormalizedPerson, template: Sequence[str], cache: FieldCache) -> Iterable[str]:
     combos: list[str] = [""]
     for field in template:
-        values = FIELDS[field](person)
+        values = cache.get(field)
+        if values is None:
+            values = cache[field] = FIELDS[field](person)
         if not values:
             return []
         combos = [f"{c}\x1e{v}" if c else v for c in combos for v in values]
@@ -179,12 +184,16 @@ class KeyProfile:
 
     def row_tokens(self, persons: Sequence[NormalizedPerson]) -> list[str | None]:
         """One row's slots (None = unused) from one or more records of one person."""
+        caches: list[FieldCache] = [{} for _ in persons]
         row: list[str | None] = []
         for group in self.groups:
-            tokens: set[str] = set()
-            for person in persons:
-                tokens.update(group.tokens(person))
-            chosen = sorted(tokens)[: group.slots]
+            if len(persons) == 1:  # already sorted and truncated
+                chosen = group.tokens(persons[0], caches[0])
+            else:
+                tokens: set[str] = set()
+                for person, cache in zip(persons, caches, strict=True):
+                    tokens.update(group.tokens(person, cache))
+                chosen = sorted(tokens)[: group.slots]
             row.extend(chosen)
             row.extend([None] * (group.slots - len(chosen)))
         return row

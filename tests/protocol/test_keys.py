@@ -145,3 +145,21 @@ def test_group_slices_tile_the_row() -> None:
     slices = profile.group_slices
     assert slices[0][0] == 0 and slices[-1][1] == profile.slots
     assert all(a[1] == b[0] for a, b in pairwise(slices))
+
+
+def test_a_person_with_several_records_gets_each_groups_smallest_tokens_of_their_union() -> None:
+    profile = load_profile("standard")
+    today = dt.date(2026, 6, 30)
+    records = [
+        normalize_person(person(first_name="Jon", dob="2004-07-03"), today=today),
+        normalize_person(person(last_name="Smyth", ssn=""), today=today),
+    ]
+    row = profile.row_tokens(records)
+    assert len(row) == profile.slots
+    for group, (s, e) in zip(profile.groups, profile.group_slices, strict=True):
+        union = set(group.tokens(records[0])) | set(group.tokens(records[1]))
+        expected = sorted(union)[: group.slots]
+        assert row[s:e] == [*expected, *[None] * (group.slots - len(expected))]
+    # Both records contribute: the first's short first name, the second's surname.
+    assert any(t and "\x1fJON\x1e" in t for t in row)
+    assert any(t and "SMYTH" in t for t in row)
