@@ -356,11 +356,10 @@ class TallyNode:
 
     @staticmethod
     def _move_ciphertexts(rows: RowSet, target: np.ndarray, writer: RowWriter) -> None:
-        step = 1 << 12
         size = rows.row_cipher_bytes
-        for a in range(0, rows.rows, step):
+        for a in range(0, rows.rows, CHUNK):
             writer.write_ciphertexts(
-                target[a : a + step], bytes(rows.ciphertexts[a * size : (a + step) * size])
+                target[a : a + CHUNK], bytes(rows.ciphertexts[a * size : (a + CHUNK) * size])
             )
 
     def _order(self, task: TallyTask, cohort: str, n: int) -> list[int]:
