@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, overload
@@ -48,6 +49,9 @@ class FileRange:
     @property
     def path(self) -> Path:
         return Path(self._handle.name)
+
+    def close(self) -> None:
+        self._handle.close()
 
     @overload
     def __getitem__(self, index: int) -> int: ...
@@ -189,6 +193,40 @@ class RowSet:
 
     def to_bytes(self) -> bytes:
         return b"".join([self.frame_head(), self.points[:], self.ciphertexts[:]])
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The file the body is read from, or None when it is in memory."""
+        return self.points.path if isinstance(self.points, FileRange) else None
+
+    def close(self) -> None:
+        """Close the spool file the body is read from (nothing to do in memory)."""
+        for body in (self.points, self.ciphertexts):
+            if isinstance(body, FileRange):
+                body.close()
+
+    def frame_size(self) -> int:
+        """Bytes of the whole wire frame (`to_bytes` without building it)."""
+        return len(self.frame_head()) + len(self.points) + len(self.ciphertexts)
+
+    def frame_parts(self, size: int) -> Iterator[bytes]:
+        """The wire frame in consecutive pieces of `size` bytes (the last may be shorter),
+        read one at a time, so a spooled row set is never held whole."""
+        if size < 1:
+            raise ValueError("a frame part holds at least one byte")
+        pieces: list[Body] = [self.frame_head(), self.points, self.ciphertexts]
+        buffer = bytearray()
+        for piece in pieces:
+            at = 0
+            while at < len(piece):
+                take = min(size - len(buffer), len(piece) - at)
+                buffer += piece[at : at + take]
+                at += take
+                if len(buffer) == size:
+                    yield bytes(buffer)
+                    buffer.clear()
+        if buffer:
+            yield bytes(buffer)
 
     @classmethod
     def from_file(cls, path: Path) -> RowSet:

@@ -22,6 +22,11 @@ NODE_HEADER = "X-Crosstally-Node"
 SIGNATURE_HEADER = "X-Crosstally-Signature"
 SENDER_HEADER = "X-Crosstally-Sender"
 RECIPIENT_HEADER = "X-Crosstally-Recipient"
+PARTS_HEADER = "X-Crosstally-Parts"
+UPLOAD_HEADER = "X-Crosstally-Upload"
+UPLOAD_PATTERN = r"^[0-9a-f]{1,32}$"
+DEFAULT_PART_BYTES = 32 << 20  # a node seals its row sets in parts of at most this size
+MAX_PARTS = 10_000  # parts of one row set; at the default part size, over 300 GB
 AGENCY_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 AGREEMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -53,6 +58,13 @@ def parse_step(step: str) -> tuple[str, int] | None:
     """(cohort, hop) of a mailbox step name, or None if it is not one."""
     match = STEP_PATTERN.match(step)
     return (match.group(1), int(match.group(2))) if match else None
+
+
+def part_context(step: str, *, part: int, parts: int, upload: str) -> str:
+    """What a sealed part binds besides sender, recipient and query: its step, its place
+    among the parts and the upload they belong to, so the relay cannot reorder, drop,
+    repeat or mix parts without the recipient noticing."""
+    return f"{step}#{upload}:{part}/{parts}"
 
 
 class Wire(BaseModel):
@@ -262,6 +274,9 @@ class RelayReceipt(Wire):
     step: str
     recipient: str
     bytes: int
+    part: int = 0
+    parts: int = 1
+    complete: bool = Field(default=True, description="every part is in; the recipient is queued")
 
 
 class TallyReceipt(Wire):

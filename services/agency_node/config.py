@@ -14,7 +14,7 @@ from pydantic_settings import (
 )
 
 from services.hub.config import is_placeholder
-from services.wire import AGENCY_PATTERN, AgreementTerms
+from services.wire import AGENCY_PATTERN, DEFAULT_PART_BYTES, AgreementTerms
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -63,6 +63,12 @@ class NodeSettings(BaseSettings):
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8710, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    part_bytes: int = Field(
+        default=DEFAULT_PART_BYTES,
+        ge=1024,
+        description="a row set goes to the relay in sealed parts of at most this many bytes; "
+        "keep it below the hub's CROSSTALLY_HUB_MAX_BLOB_BYTES",
+    )
     poll_seconds: float = Field(default=20.0, ge=0.0, le=60.0)
     heartbeat_seconds: float = Field(default=10.0, gt=0.0)
     max_backoff_seconds: float = Field(default=30.0, gt=0.0)
@@ -110,6 +116,11 @@ class NodeSettings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.data_dir / "node.sqlite"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Row sets in flight: blinded points and ciphertexts only, deleted once used."""
+        return self.data_dir / "spool"
 
 
 _PATH_KEYS = ("credential_file", "keys_file", "data_dir")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -18,12 +19,14 @@ from tenacity import (
 
 from services.wire import (
     NODE_HEADER,
+    PARTS_HEADER,
     RECIPIENT_HEADER,
-    SENDER_HEADER,
     SIGNATURE_HEADER,
+    UPLOAD_HEADER,
     ClaimRequest,
     ClaimResponse,
     LeaseReport,
+    RelayReceipt,
     StewardDecision,
     TaskProblem,
     tally_message,
@@ -31,6 +34,16 @@ from services.wire import (
 
 log = logging.getLogger("crosstally.node")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SealedPart:
+    """Part `index` of `count` of a row set, sealed; every part of one run shares `upload`."""
+
+    index: int
+    count: int
+    upload: str
+    envelope: bytes
 
 
 class HubUnavailable(Exception):
@@ -118,14 +131,34 @@ class HubClient:
     def decide(self, query_id: str, decision: StewardDecision) -> None:
         self._post(f"/v1/node/queries/{query_id}/decision", decision)
 
-    def push(self, query_id: str, step: str, recipient: str, sealed: bytes) -> None:
+    def push(self, query_id: str, step: str, recipient: str, part: SealedPart) -> RelayReceipt:
+        """Hand one sealed part of a row set to the relay."""
         headers = {"Content-Type": "application/octet-stream", RECIPIENT_HEADER: recipient}
         path = f"/v1/node/mailbox/{query_id}/{step}"
-        self._call(lambda: self.http.put(path, content=sealed, headers=headers))
+        params: dict[str, str | int] = {
+            "part": part.index,
+            "parts": part.count,
+            "upload": part.upload,
+        }
+        response = self._call(
+            lambda: self.http.put(path, content=part.envelope, headers=headers, params=params)
+        )
+        return RelayReceipt.model_validate(response.json())
 
-    def fetch(self, query_id: str, step: str) -> tuple[bytes, str]:
-        response = self._call(lambda: self.http.get(f"/v1/node/mailbox/{query_id}/{step}"))
-        return response.content, response.headers.get(SENDER_HEADER, "")
+    def fetch(self, query_id: str, step: str, part: int = 0) -> SealedPart:
+        """One sealed part of a row set addressed to this node."""
+        path = f"/v1/node/mailbox/{query_id}/{step}"
+        response = self._call(lambda: self.http.get(path, params={"part": part}))
+        try:
+            count = int(response.headers.get(PARTS_HEADER, "1"))
+        except ValueError:
+            count = 0  # the recipient refuses a part whose place it cannot check
+        return SealedPart(
+            envelope=response.content,
+            index=part,
+            count=count,
+            upload=response.headers.get(UPLOAD_HEADER, ""),
+        )
 
     def push_tally(self, query_id: str, body: bytes, signing_key: SigningKey) -> None:
         signature = signing_key.sign(tally_message(query_id, body)).signature

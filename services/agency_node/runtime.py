@@ -87,7 +87,14 @@ def build(settings: NodeSettings, *, http: httpx.Client | None = None) -> NodeRu
     store = NodeStore(settings.store_path)
     engines = CurveEngines(settings.workers)
     runner = StepRunner(
-        settings.agency, extract.records, extract.columns, keys=keys, store=store, engines=engines
+        settings.agency,
+        extract.records,
+        extract.columns,
+        keys=keys,
+        store=store,
+        engines=engines,
+        spool=settings.spool_dir,
+        part_bytes=settings.part_bytes,
     )
     client = HubClient(
         settings.hub_url,

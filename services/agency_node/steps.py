@@ -1,31 +1,58 @@
-"""Running one protocol step for a leased task: start, forward or join, sealed for the relay."""
+"""Running one protocol step for a leased task: start, forward or join, sealed in parts."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from protocol.blinding import CurveEngine
-from protocol.envelope import PartyKeys, PublicParty, open_sealed, seal
+from protocol.envelope import EnvelopeError, PartyKeys, PublicParty, open_sealed, seal
 from protocol.errors import ProtocolStateError
 from protocol.messages import RowSet
 from protocol.paillier import PublicKey
 from protocol.records import PersonRecord
 from protocol.spec import parse_spec
 from protocol.tally import Joiner, Outgoing, TallyNode, TallyTask
+from services.agency_node.hub_client import SealedPart
 from services.agency_node.store import NodeStore
-from services.wire import NodeTask, parse_step, step_name
+from services.wire import (
+    DEFAULT_PART_BYTES,
+    MAX_PARTS,
+    UPLOAD_PATTERN,
+    NodeTask,
+    parse_step,
+    part_context,
+    step_name,
+)
+
+FetchPart = Callable[[int], SealedPart]
 
 
 @dataclass(frozen=True)
-class Envelope:
-    """A sealed row set ready for the relay, with what the outbound log records about it."""
+class Transfer:
+    """A row set on its way to the relay; it is sealed part by part as it is pushed."""
 
     step: str
     recipient: str
-    sealed: bytes
-    rows: int
+    rows: RowSet
+
+    def discard(self) -> None:
+        """Close and delete the spool file the rows live in, once they are pushed."""
+        _discard(self.rows)
+
+
+def _discard(rows: RowSet) -> None:
+    path = rows.spool_path
+    rows.close()
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,8 @@ class StepRunner:
         keys: PartyKeys,
         store: NodeStore,
         engines: Callable[[str], CurveEngine],
+        spool: Path,
+        part_bytes: int = DEFAULT_PART_BYTES,
     ) -> None:
         self.agency = agency
         self.records = records
@@ -74,6 +103,13 @@ class StepRunner:
         self.keys = keys
         self.store = store
         self.engines = engines
+        self.part_bytes = part_bytes
+        # Row sets in flight live in files here, never whole in memory; a restart leaves
+        # only the joiner's kept rows (under joiner/) worth keeping.
+        self.spool = spool
+        spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in [*spool.glob("rows-*.ctly"), *spool.glob("in-*.ctly")]:
+            stale.unlink(missing_ok=True)
         self._nodes: dict[str, TallyNode] = {}
 
     def node(self, task: TallyTask) -> TallyNode:
@@ -81,7 +117,9 @@ class StepRunner:
         curve = task.spec.linkage.curve
         if curve not in self._nodes:
             engine = self.engines(curve)
-            self._nodes[curve] = TallyNode(self.agency, self.records, self.columns, engine=engine)
+            self._nodes[curve] = TallyNode(
+                self.agency, self.records, self.columns, engine=engine, spool=self.spool
+            )
         return self._nodes[curve]
 
     def _ready(self, task: TallyTask) -> TallyNode:
@@ -96,38 +134,68 @@ class StepRunner:
         node.restore(task, *state)
         return node
 
-    def _seal(self, leased: NodeTask, out: Outgoing) -> Envelope:
-        step = step_name(out.rows.cohort, len(out.rows.applied))
-        sealed = seal(
-            out.rows.to_bytes(),
-            sender=self.agency,
-            keys=self.keys,
-            recipient=out.to,
-            to=_party(leased, out.to),
-            query_id=leased.query_id,
-            step=step,
-        )
-        return Envelope(step, out.to, sealed, out.rows.rows)
+    def _transfer(self, out: Outgoing) -> Transfer:
+        return Transfer(step_name(out.rows.cohort, len(out.rows.applied)), out.to, out.rows)
 
-    def _open(self, leased: NodeTask, envelope: bytes) -> RowSet:
+    def sealed_parts(self, leased: NodeTask, transfer: Transfer) -> Iterator[SealedPart]:
+        """The transfer's wire frame in parts of at most `part_bytes`, each sealed to the
+        recipient and bound to its place among the parts of this run (a fresh upload id)."""
+        count = max(1, -(-transfer.rows.frame_size() // self.part_bytes))
+        upload = secrets.token_hex(16)
+        recipient = _party(leased, transfer.recipient)
+        for index, plain in enumerate(transfer.rows.frame_parts(self.part_bytes)):
+            context = part_context(transfer.step, part=index, parts=count, upload=upload)
+            envelope = seal(
+                plain,
+                sender=self.agency,
+                keys=self.keys,
+                recipient=transfer.recipient,
+                to=recipient,
+                query_id=leased.query_id,
+                step=context,
+            )
+            yield SealedPart(index, count, upload, envelope)
+
+    def _receive(self, leased: NodeTask, fetch: FetchPart) -> RowSet:
+        """Fetch, open and spool every part of the task's input; the row set reads from disk."""
         step = leased.input_step or ""
         sender = leased.input_sender or ""
-        plain = open_sealed(
-            envelope,
-            sender=sender,
-            frm=_party(leased, sender),
-            recipient=self.agency,
-            keys=self.keys,
-            query_id=leased.query_id,
-            step=step,
+        frm = _party(leased, sender)
+        first = fetch(0)
+        count, upload = first.count, first.upload
+        if not 1 <= count <= MAX_PARTS or not re.fullmatch(UPLOAD_PATTERN, upload):
+            raise EnvelopeError(f"the relay gave step {step} an impossible part count or upload")
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, kept on success)
+            dir=self.spool, prefix="in-", suffix=".ctly", delete=False
         )
-        rows = RowSet.from_bytes(plain)
-        parsed = parse_step(step)
-        if parsed != (rows.cohort, len(rows.applied)):
+        path = Path(handle.name)
+        try:
+            with handle:
+                for index in range(count):
+                    part = first if index == 0 else fetch(index)
+                    if (part.count, part.upload) != (count, upload):
+                        raise EnvelopeError(f"part {index} of step {step} is from another upload")
+                    handle.write(
+                        open_sealed(
+                            part.envelope,
+                            sender=sender,
+                            frm=frm,
+                            recipient=self.agency,
+                            keys=self.keys,
+                            query_id=leased.query_id,
+                            step=part_context(step, part=index, parts=count, upload=upload),
+                        )
+                    )
+            rows = RowSet.from_file(path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if parse_step(step) != (rows.cohort, len(rows.applied)):
+            _discard(rows)
             raise ProtocolStateError(f"relayed rows do not match their step {step}")
         return rows
 
-    def start(self, leased: NodeTask) -> list[Envelope]:
+    def start(self, leased: NodeTask) -> list[Transfer]:
         task = tally_task(leased)
         node = self._ready(task)
         outs = node.start(task)
@@ -138,24 +206,45 @@ class StepRunner:
                     persons = node.prepared[cohort.label].persons
                     ids = [[r.record_id for r in person] for person in persons]
                     self.store.save_match_rows(task.query_id, cohort.label, ids)
-        return [self._seal(leased, o) for o in outs]
+        return [self._transfer(o) for o in outs]
 
-    def forward(self, leased: NodeTask, envelope: bytes) -> Envelope:
+    def forward(self, leased: NodeTask, fetch: FetchPart) -> Transfer:
+        """Apply this node's secret to the relayed rows; the caller pushes and discards."""
         task = tally_task(leased)
-        rows = self._open(leased, envelope)
-        node = self._ready(task)
-        return self._seal(leased, node.forward(task, rows))
+        rows = self._receive(leased, fetch)
+        try:
+            node = self._ready(task)
+            return self._transfer(node.forward(task, rows))
+        finally:
+            _discard(rows)
 
-    def join(self, leased: NodeTask, envelope: bytes) -> TallyOut | None:
+    def join(self, leased: NodeTask, fetch: FetchPart) -> TallyOut | None:
         """Keep a fully blinded row set; once every cohort is in, link and tally."""
         task = tally_task(leased)
-        rows = self._open(leased, envelope)
+        rows = self._receive(leased, fetch)
         joiner = Joiner(task)
-        joiner.receive(rows)  # validates before anything is stored
-        self.store.save_joiner_rows(task.query_id, rows.cohort, rows.to_bytes())
-        joiner = Joiner(task)
-        for data in self.store.joiner_rows(task.query_id).values():
-            joiner.receive(RowSet.from_bytes(data))
+        try:
+            joiner.receive(rows)  # validates before anything is kept
+        except BaseException:
+            _discard(rows)
+            raise
+        try:
+            # Keep the file for the later join steps (the open row set reads on after the
+            # rename), then take in the cohorts that earlier steps kept.
+            received = rows.spool_path
+            assert received is not None
+            kept = self._joiner_dir(task.query_id) / f"{rows.cohort}.ctly"
+            os.replace(received, kept)
+            self.store.save_joiner_rows(task.query_id, rows.cohort, kept)
+            for cohort, path in self.store.joiner_rows(task.query_id).items():
+                if cohort != rows.cohort:
+                    joiner.receive(RowSet.from_file(path))
+            return self._finish(task, joiner)
+        finally:
+            for kept_rows in joiner.received.values():
+                kept_rows.close()
+
+    def _finish(self, task: TallyTask, joiner: Joiner) -> TallyOut | None:
         if not joiner.ready:
             return None
         matched = None
@@ -171,8 +260,14 @@ class StepRunner:
         cipher_count = len(tally.ciphertexts) // tally.cipher_bytes if tally.cipher_bytes else 0
         return TallyOut(body, cipher_count, matched)
 
+    def _joiner_dir(self, query_id: str) -> Path:
+        path = self.spool / "joiner" / query_id
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
     def forget(self, query_id: str) -> None:
         for node in self._nodes.values():
             node.forget(query_id)
             node.prepared.clear()
         self.store.forget(query_id)
+        shutil.rmtree(self.spool / "joiner" / query_id, ignore_errors=True)

@@ -21,8 +21,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS query_state (
     query_id TEXT PRIMARY KEY, secret BLOB NOT NULL, encryptor_state BLOB NOT NULL,
     created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS joiner_rows (
-    query_id TEXT NOT NULL, cohort TEXT NOT NULL, rowset BLOB NOT NULL, received_at TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS joiner_files (
+    query_id TEXT NOT NULL, cohort TEXT NOT NULL, path TEXT NOT NULL, received_at TEXT NOT NULL,
     PRIMARY KEY (query_id, cohort));
 CREATE TABLE IF NOT EXISTS match_rows (
     query_id TEXT NOT NULL, cohort TEXT NOT NULL, persons TEXT NOT NULL,
@@ -133,7 +133,7 @@ class NodeStore:
         """Queries this node keeps state for (so the hub can say which have ended)."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT query_id FROM query_state UNION SELECT query_id FROM joiner_rows "
+                "SELECT query_id FROM query_state UNION SELECT query_id FROM joiner_files "
                 "UNION SELECT query_id FROM match_rows"
             ).fetchall()
         return sorted(r[0] for r in rows)
@@ -141,23 +141,24 @@ class NodeStore:
     def forget(self, query_id: str) -> None:
         """The query ended: destroy its secret and intermediate rows (match results stay)."""
         with self._connect() as conn:
-            for table in ("query_state", "joiner_rows", "match_rows"):
+            for table in ("query_state", "joiner_files", "match_rows"):
                 conn.execute(f"DELETE FROM {table} WHERE query_id = ?", (query_id,))
 
-    # Joiner state: fully blinded row sets received so far.
-    def save_joiner_rows(self, query_id: str, cohort: str, rowset: bytes) -> None:
+    # Joiner state: the files of the fully blinded row sets received so far (in wire format,
+    # in the node's spool directory; the files are the runner's to delete).
+    def save_joiner_rows(self, query_id: str, cohort: str, path: Path) -> None:
         with self._connect() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO joiner_rows VALUES (?, ?, ?, ?)",
-                (query_id, cohort, rowset, _now()),
+                "INSERT OR REPLACE INTO joiner_files VALUES (?, ?, ?, ?)",
+                (query_id, cohort, str(path), _now()),
             )
 
-    def joiner_rows(self, query_id: str) -> dict[str, bytes]:
+    def joiner_rows(self, query_id: str) -> dict[str, Path]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT cohort, rowset FROM joiner_rows WHERE query_id = ?", (query_id,)
+                "SELECT cohort, path FROM joiner_files WHERE query_id = ?", (query_id,)
             ).fetchall()
-        return {c: bytes(b) for c, b in rows}
+        return {c: Path(p) for c, p in rows}
 
     # Match: the requester's persons in row order, then the matched record ids.
     def save_match_rows(self, query_id: str, cohort: str, persons: list[list[str]]) -> None:

@@ -15,9 +15,9 @@ from nacl.signing import SigningKey
 from protocol.errors import ProtocolError
 from protocol.spec import parse_spec
 from services.agency_node.config import NodeSettings
-from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable
+from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable, SealedPart
 from services.agency_node.review import review
-from services.agency_node.steps import Envelope, StepRunner
+from services.agency_node.steps import StepRunner, Transfer
 from services.agency_node.store import NodeStore
 from services.wire import ClaimRequest, NodeTask, StewardDecision, TaskProblem
 
@@ -159,14 +159,26 @@ class Worker:
 
     def _run(self, task: NodeTask) -> None:
         if task.kind == "start":
-            for envelope in self.runner.start(task):
-                self._push(task, envelope)
+            transfers = self.runner.start(task)
+            try:
+                for transfer in transfers:
+                    self._push(task, transfer)
+            finally:
+                for transfer in transfers:
+                    transfer.discard()
             return
-        sealed, _ = self.client.fetch(task.query_id, task.input_step or "")
+
+        def fetch(part: int) -> SealedPart:
+            return self.client.fetch(task.query_id, task.input_step or "", part)
+
         if task.kind == "forward":
-            self._push(task, self.runner.forward(task, sealed))
+            transfer = self.runner.forward(task, fetch)
+            try:
+                self._push(task, transfer)
+            finally:
+                transfer.discard()
             return
-        out = self.runner.join(task, sealed)
+        out = self.runner.join(task, fetch)
         if out is None:
             return
         outcome = "released"
@@ -188,23 +200,33 @@ class Worker:
         if out.matched is not None:
             log.info("query %s: %d matched records kept locally", task.query_id, out.matched)
 
-    def _push(self, task: NodeTask, envelope: Envelope) -> None:
-        outcome = "relayed"
-        try:
-            self.client.push(task.query_id, envelope.step, envelope.recipient, envelope.sealed)
-        except HubRejected as exc:
-            if exc.status != 409:
-                raise
-            outcome = "duplicate"  # a re-run step: the first copy is already relayed
+    def _push(self, task: NodeTask, transfer: Transfer) -> None:
+        """Seal and push the row set part by part; one outbound log entry for all of them."""
+        outcome, size, parts = "relayed", 0, 0
+        for part in self.runner.sealed_parts(task, transfer):
+            size += len(part.envelope)  # it leaves the node even if the hub refuses it
+            try:
+                self.client.push(task.query_id, transfer.step, transfer.recipient, part)
+            except HubRejected as exc:
+                if exc.status != 409:
+                    raise
+                outcome = "duplicate"  # a re-run step: the first run's copy is already relayed
+                break
+            parts = part.count
+            self.status.current = f"{task.kind} {task.query_id}: part {part.index + 1} of {parts}"
         self.store.log_outbound(
             query_id=task.query_id,
             kind="rows",
-            step=envelope.step,
-            recipient=envelope.recipient,
-            size=len(envelope.sealed),
-            rows=envelope.rows,
+            step=transfer.step,
+            recipient=transfer.recipient,
+            size=size,
+            rows=transfer.rows.rows,
             outcome=outcome,
         )
+        if parts > 1:
+            log.info(
+                "task %s: %s relayed in %d parts, %d bytes", task.id, transfer.step, parts, size
+            )
 
     def _decline(self, task: NodeTask, verdict: str, reason: str, agreement: str) -> None:
         log.warning("task %s %s: %s", task.id, "refused" if verdict == "refuse" else "held", reason)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.blinding import P256Engine, PooledEngine, X25519Engine
 from protocol.envelope import EnvelopeError, PartyKeys, open_sealed, seal
@@ -133,6 +136,35 @@ def test_spooled_row_sets_are_read_from_disk_and_checked_the_same(tmp_path: Path
     path.write_bytes(flip_byte(wire, 0))
     with pytest.raises(MalformedMessage, match="bad magic"):
         RowSet.from_file(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(0, 40),
+    width=st.integers(0, 2),
+    size=st.integers(1, 3000),
+    seed=st.binary(min_size=1, max_size=8),
+)
+def test_frame_parts_put_together_give_the_wire_frame(
+    rows: int, width: int, size: int, seed: bytes
+) -> None:
+    points = (seed * (rows * 2 * 33))[: rows * 2 * 33]
+    ciphers = (bytes(range(256)) * (rows * width * 2))[: rows * width * 512]
+    whole = RowSet("q1", "dcf", ("DCF",), rows, 2, width, 512, points, ciphers)
+    wire = whole.to_bytes()
+    assert whole.frame_size() == len(wire)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "rows.ctly"
+        path.write_bytes(wire)
+        spooled = RowSet.from_file(path)
+        for source in (whole, spooled):
+            parts = list(source.frame_parts(size))
+            assert b"".join(parts) == wire
+            assert len(parts) == -(-len(wire) // size)
+            assert all(len(p) == size for p in parts[:-1]) and 0 < len(parts[-1]) <= size
+        assert spooled.spool_path == path
+        spooled.close()
+    assert whole.spool_path is None
 
 
 def test_any_flipped_byte_in_a_sealed_envelope_is_rejected() -> None:

@@ -26,7 +26,7 @@ from services.agency_node.worker import Worker
 from services.governance import terms_for_spec
 from services.hub.store.base import Base
 from services.hub.store.db import Database
-from services.wire import NODE_HEADER, AgreementTerms
+from services.wire import DEFAULT_PART_BYTES, NODE_HEADER, AgreementTerms
 
 AS_OF = "2026-06-30"
 ADMIN_TOKEN = "test-admin-token-" + "x" * 32
@@ -176,6 +176,7 @@ def make_node(
     on_unlisted: str = "refuse",
     keys: PartyKeys | None = None,
     token: str | None = None,
+    part_bytes: int = DEFAULT_PART_BYTES,
 ) -> InProcessNode:
     """Enroll (unless a token is given) and assemble a node whose store lives in `directory`."""
     keys = keys or PartyKeys.generate()
@@ -201,6 +202,8 @@ def make_node(
         keys=keys,
         store=store,
         engines=lambda curve: engine if curve == engine.name else _other_engine(curve),
+        spool=settings.spool_dir,
+        part_bytes=part_bytes,
     )
     client = HubClient(
         "http://testserver",

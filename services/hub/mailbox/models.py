@@ -11,14 +11,21 @@ from services.hub.store.base import Base, UTCDateTime
 
 
 class Blob(Base):
-    """One sealed envelope in transit; deleted when its query ends."""
+    """One sealed part of a row set in transit; deleted once its recipient used it.
+
+    A row set travels as `parts` envelopes sharing one `upload` id; its recipient's task is
+    queued when the last of them is in.
+    """
 
     __tablename__ = "mailbox"
-    __table_args__ = (UniqueConstraint("query_id", "step"),)
+    __table_args__ = (UniqueConstraint("query_id", "step", "part"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     query_id: Mapped[str] = mapped_column(String(32), ForeignKey("queries.id"), index=True)
     step: Mapped[str] = mapped_column(String(100))
+    part: Mapped[int] = mapped_column(Integer, server_default="0")
+    parts: Mapped[int] = mapped_column(Integer, server_default="1")
+    upload: Mapped[str] = mapped_column(String(32), server_default="0")
     sender: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(32))
     envelope: Mapped[bytes] = mapped_column(LargeBinary)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.hub.audit import service as audit
 from services.hub.errors import Conflict, NotFound
+from services.hub.mailbox import service as mailbox
 from services.hub.nodes.service import active_nodes, party_keys
 from services.hub.queries import service as queries
 from services.hub.queries.models import Query
@@ -153,13 +154,19 @@ def complete(
     task.status, task.lease_token, task.updated_at = "done", None, now
     query = queries.load(session=session, query_id=task.query_id, lock=True)
     query.steps_done = min(query.steps_done + 1, query.steps_total)
+    detail: dict[str, object] = {"task": task.id, "kind": task.kind}
+    if task.input_step:
+        # The recipient is done with what it read: the hub need not hold it any longer.
+        detail["relay_parts_deleted"] = mailbox.discard(
+            session=session, query_id=task.query_id, step=task.input_step
+        )
     audit.record(
         session=session,
         at=now,
         actor=f"node:{agency}",
         action="task.completed",
         query_id=task.query_id,
-        detail={"task": task.id, "kind": task.kind},
+        detail=detail,
     )
 
 
