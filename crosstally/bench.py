@@ -74,6 +74,8 @@ class BenchResult:
     services_population: int | None = None
     tally_cpu_seconds: float | None = None
     services_cpu_seconds: float | None = None
+    services_parts: int | None = None  # sealed parts the relay carried, all row sets together
+    services_node_peak_rss_mb: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -186,19 +188,6 @@ def _isolated(spec: QuerySpec, paths: dict[str, Path], *, workers: int) -> _Tall
     )  # fmt: skip
 
 
-def blob_limit(bytes_exchanged: int) -> int:
-    """The bench hub's relay body limit: the default, or more if one message could exceed it.
-
-    No single message is bigger than everything the in-process run exchanged; an operator
-    with cohorts that large raises CROSSTALLY_HUB_MAX_BLOB_BYTES the same way.
-    """
-    from services.hub.config import HubSettings
-
-    default = HubSettings.model_fields["max_blob_bytes"].default
-    assert isinstance(default, int)
-    return max(default, bytes_exchanged)
-
-
 def run_bench(
     *,
     records: int,
@@ -256,7 +245,6 @@ def run_bench(
                 paths,
                 Path(tmp) / "services",
                 workers=workers,
-                hub_settings={"max_blob_bytes": str(blob_limit(tally.bytes_exchanged))},
                 started=lambda: step("running the tally through the hub and nodes"),
                 progress=query_progress,
             )
@@ -308,6 +296,8 @@ def run_bench(
         result.services_http_bytes = services_run.http_bytes
         result.services_population = services_run.population
         result.services_cpu_seconds = services_run.cpu_seconds
+        result.services_parts = services_run.parts
+        result.services_node_peak_rss_mb = services_run.node_peak_rss_mb
     checkpoint(result)
     step("running openmined-psi's PSI cardinality baseline")
     if not lists:

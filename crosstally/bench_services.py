@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ class ServicesRun:
     row_sets: int
     table: dict[str, Any]
     cpu_seconds: float | None  # hub, nodes and their workers while the query ran (Linux only)
+    parts: int = 0  # sealed parts the row sets travelled in
+    # Peak resident memory (MB) of each node's own process and, under "<agency> workers",
+    # of its worker processes together if it has any (Linux only; empty elsewhere).
+    node_peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     @property
     def population(self) -> int | None:
@@ -61,13 +65,15 @@ def run_services(
     *,
     workers: int,
     hub_settings: Mapping[str, str] | None = None,
+    node_settings: Mapping[str, Any] | None = None,
     started: Callable[[], None] = lambda: None,
     progress: OnProgress = lambda *_: None,
 ) -> ServicesRun:
     """Start a hub and one node per extract, run `document` through the API, stop everything.
 
     Each node gets a curve pool of `workers` processes, like the in-process tally's one pool.
-    `hub_settings` are CROSSTALLY_HUB_* values (lower case, without the prefix). `started` is
+    `hub_settings` are CROSSTALLY_HUB_* values (lower case, without the prefix) and
+    `node_settings` keys of every node's config (such as `part_bytes`). `started` is
     called once every process is up, just before the submission.
     """
     today = dt.date.today()
@@ -86,7 +92,7 @@ def run_services(
         analyst=ANALYST,
         operator=OPERATOR,
         hub_settings=hub_settings,
-        node_settings={"workers": workers},
+        node_settings={"workers": workers, **(node_settings or {})},
     )
     try:
         deployment.start()
@@ -113,6 +119,7 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
             progress(p.phase, p.steps_done, p.steps_total)
             if detail.status in ENDED:
                 cpu_after = tree_cpu_seconds(pids)
+                peaks = node_peaks(deployment)
                 break
             exited = [s.name for s in services if s is not None and not s.running]
             if exited:
@@ -126,7 +133,8 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
         table = api.result(query.id).table
     with hub.admin() as admin:
         audit = admin.audit(query.id)
-    relayed = [e["detail"]["bytes"] for e in audit if e["action"] == "relay.stored"]
+    stored = [e["detail"] for e in audit if e["action"] == "relay.stored"]
+    relayed = [d["bytes"] for d in stored]
     tally = sum(e["detail"]["bytes"] for e in audit if e["action"] == "tally.received")
     return ServicesRun(
         seconds=seconds,
@@ -135,26 +143,66 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
         row_sets=len(relayed),
         table=table,
         cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        parts=sum(int(d.get("parts", 1)) for d in stored),
+        node_peak_rss_mb=peaks,
     )
+
+
+def node_peaks(deployment: Deployment) -> dict[str, float]:
+    """Each node process's peak resident memory, and its workers' together, in MB (from
+    /proc's VmHWM; read before the processes stop, so nothing is left out)."""
+    peaks: dict[str, float] = {}
+    for node in deployment.nodes:
+        process = node.service.process if node.service is not None else None
+        if process is None:
+            continue
+        own = _peak_kb(process.pid)
+        if own is None:
+            continue
+        peaks[node.agency] = own / 1024
+        children = [_peak_kb(c) for c in _descendants(process.pid)]
+        if children:  # one worker runs inline, in the node's own process
+            peaks[f"{node.agency} workers"] = sum(c or 0 for c in children) / 1024
+    return peaks
+
+
+def _peak_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                todo += children
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 def tree_cpu_seconds(pids: Sequence[int]) -> float | None:
     """CPU time so far of these processes and all their descendants, from /proc (None
     where there is no /proc). Children that ended count through their parent's cutime."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, list(pids)
-    while todo:
-        pid = todo.pop()
+    total = 0.0
+    for pid in [p for root in pids for p in (root, *_descendants(root))]:
         try:
-            fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
-            for task in (proc / str(pid) / "task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue  # it ended meanwhile
+        total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
     return total
 
 

@@ -73,7 +73,10 @@ def bench_table(result: BenchResult) -> Table:
             ("tally through hub and nodes (HTTP)", f"{result.services_seconds:.1f} s"),
             ("services overhead", f"{result.services_overhead:+.1%} vs in-process"),
             ("bytes over HTTP", f"{(result.services_http_bytes or 0) / 1e6:,.1f} MB"),
+            ("sealed parts relayed", f"{result.services_parts or 0:,}"),
         ]
+        for node, peak in (result.services_node_peak_rss_mb or {}).items():
+            rows.append((f"peak memory of node {node}", f"{peak:,.0f} MB"))
         tally_cpu, services_cpu = result.tally_cpu_seconds, result.services_cpu_seconds
         if tally_cpu is not None and services_cpu is not None:
             rows.append(
