@@ -42,6 +42,13 @@ def test_row_sets_in_many_parts_release_the_same_table(
     assert jj.worker.run_once(wait=0)  # JB-CSSD's own start
     assert jj.worker.run_once(wait=0)  # forward of DCF's rows: done with them, the hub drops them
     assert _parts_of(hub, "rows:dcf:1") == [] and len(_parts_of(hub, "rows:dcf:2")) > 3
+    again = hub.client.put(
+        f"/v1/node/mailbox/{query['id']}/rows:dcf:1",
+        content=b"late copy",
+        params={"part": 0, "parts": 1, "upload": "ff"},
+        headers=bearer(dcf.token, "DCF"),
+    )
+    assert again.status_code == 409 and "accepted once" in again.text  # though its parts are gone
     status = drive(hub, [dcf, jj], query["id"])
     assert status["status"] == "released", status
     expected = run_tally(parse_spec(CROSSOVER), world, engine=engine).result.released

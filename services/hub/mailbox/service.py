@@ -13,6 +13,7 @@ from services.hub.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFo
 from services.hub.mailbox.models import Blob
 from services.hub.queries import service as queries
 from services.hub.queries.models import Query
+from services.hub.tasks.models import Task
 from services.wire import MAX_PARTS, RelayReceipt, parse_step
 
 
@@ -76,7 +77,10 @@ def store(
             f"part {part} of {parts}: parts must be 1 to {MAX_PARTS:,} and part 0 to parts - 1"
         )
     held = _parts(session, query_id, step)
-    if _complete(held):
+    delivered = session.scalar(
+        select(Task.id).where(Task.query_id == query_id, Task.input_step == step).limit(1)
+    )
+    if _complete(held) or delivered is not None:  # parts of a finished step are deleted
         raise Conflict(f"step {step} of query {query_id} was already relayed; it is accepted once")
     if any(b.upload != upload for b in held):
         # An unfinished upload from an earlier run of the same step: nobody has seen it.
