@@ -29,6 +29,9 @@ from services.wire import AgreementTerms
 
 HUB_COMMAND = ("crosstally", "hub", "serve")
 NODE_COMMAND = ("crosstally", "node", "serve", "--config")
+# A node reads and checks its whole extract before it serves: a million records take minutes.
+# A node that fails exits, and the wait for it ends at once.
+NODE_START_SECONDS = 900.0
 
 
 def command(args: Sequence[str]) -> list[str]:
@@ -253,7 +256,7 @@ class LoopbackNode:
     def start(self) -> None:
         self.launch()
         assert self.service is not None
-        self.service.wait_healthy()
+        self.service.wait_healthy(NODE_START_SECONDS)
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(
@@ -268,7 +271,7 @@ def start_all(nodes: Sequence[LoopbackNode]) -> None:
         node.launch()
     for node in nodes:
         assert node.service is not None
-        node.service.wait_healthy()
+        node.service.wait_healthy(NODE_START_SECONDS)
 
 
 def stop_all(services: Sequence[Service | None]) -> None:
