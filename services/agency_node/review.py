@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from protocol.spec import QuerySpec
 from services.governance import agreement_problems
-from services.wire import AgreementTerms
+from services.wire import NAME_PATTERN, AgreementTerms
 
 Verdict = Literal["run", "refuse", "hold"]
+STEWARD_NAMES = (
+    "1 to 64 letters, digits and the characters _ . @ -, starting with a letter or digit "
+    "(no spaces or brackets), for example jane.steward or jsteward@jbcssd"
+)
+_STEWARD = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -40,3 +46,16 @@ def review(
     if not problems:
         return Decision("run")
     return Decision("hold" if on_unlisted == "hold" else "refuse", "; ".join(problems))
+
+
+def steward_problem(name: str) -> str | None:
+    """Why `name` cannot go to the hub as a steward's name (the hub's audit log keeps it)."""
+    if _STEWARD.fullmatch(name):
+        return None
+    return f"steward name {name!r} is not allowed: use {STEWARD_NAMES}"
+
+
+def reason_problem(reason: str) -> str | None:
+    if len(reason) > 2000:
+        return f"the reason is {len(reason):,} characters long; keep it to 2,000"
+    return None

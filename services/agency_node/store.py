@@ -230,6 +230,16 @@ class NodeStore:
             )
         return cursor.rowcount == 1
 
+    def reopen(self, query_id: str, note: str) -> None:
+        """A decision the hub could never take goes back to pending, with `note` saying why,
+        so the steward can decide again (and nothing else waits for it)."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE held SET decision = 'pending', steward = NULL, decided_at = NULL, "
+                "decision_reason = ? WHERE query_id = ? AND reported = 0",
+                (note, query_id),
+            )
+
     def mark_reported(self, query_id: str) -> None:
         with self._connect() as conn:
             conn.execute("UPDATE held SET reported = 1 WHERE query_id = ?", (query_id,))

@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
+from pydantic import ValidationError
 
 from protocol.errors import ProtocolError
 from protocol.spec import parse_spec
 from services.agency_node.config import NodeSettings
 from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable, SealedPart
-from services.agency_node.review import review
+from services.agency_node.review import reason_problem, review, steward_problem
 from services.agency_node.steps import StepRunner, Transfer
 from services.agency_node.store import NodeStore
 from services.wire import ClaimRequest, NodeTask, StewardDecision, TaskProblem
@@ -94,14 +95,29 @@ class Worker:
         return True
 
     def _report_decisions(self) -> None:
+        """Send each new steward decision; one that cannot be sent never blocks the others
+        or the claim, it goes back to pending for the steward to decide again."""
         for held in self.store.held():
             if held.decision == "pending" or held.reported:
                 continue
-            decision = StewardDecision(
-                steward=held.steward or "steward",
-                approve=held.decision == "approved",
-                reason=held.decision_reason,
-            )
+            try:
+                decision = StewardDecision(
+                    steward=held.steward or "steward",
+                    approve=held.decision == "approved",
+                    reason=held.decision_reason,
+                )
+            except ValidationError:
+                problem = steward_problem(held.steward or "") or reason_problem(
+                    held.decision_reason
+                )
+                note = (
+                    f"the {held.decision} decision was not sent to the hub ({problem}); "
+                    "decide again with `crosstally node approve|reject`"
+                )
+                log.error("held query %s: %s", held.query_id, note)
+                self.status.last_error = f"held query {held.query_id}: {note}"
+                self.store.reopen(held.query_id, note)
+                continue
             try:
                 self.client.decide(held.query_id, decision)
             except HubRejected as exc:

@@ -168,10 +168,20 @@ def held(config: Config) -> None:
     if not rows:
         console.print("no held queries")
     for h in rows:
-        console.print(f"{h.query_id}  {h.agreement}  {h.decision}  held {h.held_at}\n  {h.reason}")
+        console.print(
+            f"{h.query_id}  {h.agreement}  {h.decision}  held {h.held_at}\n  {h.reason}",
+            markup=False,
+        )
+        if h.decision == "pending" and h.decision_reason:
+            console.print(f"  note: {h.decision_reason}", markup=False)
 
 
 def _decide(config: Path, query_id: str, *, approve: bool, steward: str, reason: str) -> None:
+    from services.agency_node.review import reason_problem, steward_problem
+
+    problem = steward_problem(steward) or reason_problem(reason)
+    if problem is not None:
+        raise fail(f"{problem}; nothing was recorded")
     if not _store(config).decide(query_id, approve=approve, steward=steward, reason=reason):
         raise fail(f"no pending held query {query_id}; see `crosstally node held`")
     verb = "approved" if approve else "rejected"
@@ -182,7 +192,12 @@ def _decide(config: Path, query_id: str, *, approve: bool, steward: str, reason:
 def approve(
     query_id: str,
     config: Config,
-    steward: Annotated[str, typer.Option(help="your name, for the audit logs")],
+    steward: Annotated[
+        str,
+        typer.Option(
+            help="your name for the audit logs: letters, digits and _ . @ - (e.g. jane.steward)"
+        ),
+    ],
 ) -> None:
     """Let a held query run on this node (the steward's decision is logged at the hub)."""
     _decide(config, query_id, approve=True, steward=steward, reason="")
@@ -192,7 +207,12 @@ def approve(
 def reject(
     query_id: str,
     config: Config,
-    steward: Annotated[str, typer.Option(help="your name, for the audit logs")],
+    steward: Annotated[
+        str,
+        typer.Option(
+            help="your name for the audit logs: letters, digits and _ . @ - (e.g. jane.steward)"
+        ),
+    ],
     reason: Annotated[str, typer.Option(help="why, for the operator")] = "",
 ) -> None:
     """Refuse a held query; it fails at the hub with your reason."""

@@ -8,7 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from crosstally.cli import app
 from crosstally.extract import ColumnMap
 from protocol.envelope import PartyKeys
 from protocol.spec import parse_spec
@@ -162,3 +164,23 @@ def test_a_query_secret_is_kept_until_the_query_ends(tmp_path: Path) -> None:
     store.forget("q")
     assert store.query_state("q") is None and store.holding() == []
     assert store.members("q") == ["R1"]  # the match result is the node's to keep
+
+
+def test_a_steward_name_the_hub_would_refuse_is_refused_at_the_command_line(
+    tmp_path: Path,
+) -> None:
+    path = write_config(tmp_path)
+    store = NodeStore(load_settings(path).store_path)
+    store.hold("q1", "DSA-2024-007", "JBCSSD has not signed agreement DSA-2024-007")
+    args = ["node", "approve", "q1", "--config", str(path), "--steward"]
+    result = CliRunner().invoke(app, [*args, "Jane Steward (JBCSSD)"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "steward name 'Jane Steward (JBCSSD)' is not allowed" in message
+    assert "letters, digits and the characters _ . @ -" in message
+    (held,) = store.held()
+    assert held.decision == "pending" and held.steward is None
+    result = CliRunner().invoke(app, [*args, "jane.steward"])
+    assert result.exit_code == 0, result.output
+    (held,) = store.held()
+    assert held.decision == "approved" and held.steward == "jane.steward"
