@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import tomllib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,81 @@ def _records(source: str, header: list[str], rows: Iterable[Row], column_map: Co
     return Extract(source, records, [*mapped, *extra], problems, count)
 
 
+class _Lines:
+    """A file's physical lines for the csv module, counting them, remembering those of the
+    current row, and taking some back: after a stray quote swallowed the lines that followed
+    it, they are read again on their own."""
+
+    def __init__(self, handle: Iterable[str]) -> None:
+        self._handle = iter(handle)
+        self._again: deque[str] = deque()
+        self.count = 0
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._again.popleft() if self._again else next(self._handle)
+        self.count += 1
+        self.taken.append(text)
+        return text
+
+    def take_back(self, lines: list[str]) -> None:
+        self._again.extendleft(reversed(lines))
+        self.count -= len(lines)
+
+
+_OPEN_QUOTE = (
+    'a field opens with a quote (") that no quote closes on this line: check quoting; '
+    "the lines after it are read on their own"
+)
+
+
+def _strictly_csv(text: str) -> bool:
+    try:
+        for _ in csv.reader([text], strict=True):
+            pass
+    except csv.Error:
+        return False
+    return True
+
+
+def _runs_on(values: list[str], taken: list[str], width: int) -> bool:
+    """A line break inside a field is a legitimately quoted multi-line field, or a stray
+    quote that ran on to the next quote (or to the end of the file): only the first is a
+    valid CSV row with the header's number of fields."""
+    if len(taken) == 1 and not (values and values[-1].endswith(("\n", "\r"))):
+        return False
+    return len(values) != width or not _strictly_csv("".join(taken))
+
+
+def _csv_rows(lines: _Lines, width: int) -> Iterator[Row]:
+    """Rows with the line each starts on. A quoted field may hold line breaks, but a row
+    that spans lines must be valid CSV with `width` fields; otherwise its first line is
+    reported and excluded and the lines it swallowed are read again as rows of their own."""
+    reader = csv.reader(lines)
+    while True:
+        start, lines.taken = lines.count + 1, []
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            swallowed = lines.taken[1:]
+            yield start, _OPEN_QUOTE if swallowed else f"is not valid CSV ({exc}): check quoting"
+            lines.take_back(swallowed)
+            reader = csv.reader(lines)
+            continue
+        if _runs_on(values, lines.taken, width):
+            yield start, _OPEN_QUOTE
+            lines.take_back(lines.taken[1:])
+            reader = csv.reader(lines)
+            continue
+        if values:
+            yield start, values
+
+
 def read_csv(path: Path, column_map: ColumnMap | None = None) -> Extract:
     """A CSV extract with a header row."""
     try:
@@ -195,27 +270,15 @@ def read_csv(path: Path, column_map: ColumnMap | None = None) -> Extract:
     except OSError as exc:
         raise ExtractError(f"cannot open extract {path}: {exc.strerror}") from exc
     with handle:
-        reader = csv.reader(handle)
+        lines = _Lines(handle)
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip() for h in next(csv.reader(lines))]
         except StopIteration as exc:
             raise ExtractError(f"{path}: the file is empty; expected a header row") from exc
         except csv.Error as exc:
             raise ExtractError(f"{path}: header is not valid CSV: {exc}") from exc
-
-        def rows() -> Iterator[Row]:
-            while True:
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    yield reader.line_num, f"is not valid CSV ({exc}): check quoting"
-                    continue
-                if values:
-                    yield reader.line_num, values
-
-        return _records(str(path), header, rows(), column_map or ColumnMap())
+        rows = _csv_rows(lines, len(header))
+        return _records(str(path), header, rows, column_map or ColumnMap())
 
 
 def read_parquet(path: Path, column_map: ColumnMap | None = None) -> Extract:

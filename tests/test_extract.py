@@ -202,3 +202,48 @@ def test_a_synthetic_extract_round_trips(tmp_path: Path) -> None:
     with paths["jbcssd"].open() as handle:
         header = next(csv.reader(handle))
     assert extract.columns == header
+
+
+def _rows(count: int) -> list[str]:
+    return [f"A{i},Ann{i},Lee,2001-01-{1 + i % 28:02d},,F,06106,x\n" for i in range(count)]
+
+
+def test_a_stray_quote_excludes_its_own_row_and_the_rows_after_it_are_read(
+    tmp_path: Path,
+) -> None:
+    rows = _rows(387)  # the header and these: a 388-line file
+    rows[20] = 'A20,"Ann20,Lee,2001-01-21,,F,06106,x\n'  # line 22 opens a quote it never closes
+    rows[40] = 'A40,"Lee, Ann",Lee,2001-01-13,,F,06106,"a ""quoted"" word"\n'
+    source = write(tmp_path / "stray.csv", HEADER + "".join(rows))
+    extract = read_extract(source)
+    (problem,) = extract.problems
+    assert problem.line == 22 and not problem.kept and "quote" in problem.message
+    assert "Ann20" not in str(problem)  # the line and the reason, never the value
+    assert extract.rows_read == 387 and extract.excluded == 1
+    assert [r.record_id for r in extract.records] == [f"A{i}" for i in range(387) if i != 20]
+    legit = extract.records[39]
+    assert legit.first_name == "Lee, Ann" and legit.attributes["program"] == 'a "quoted" word'
+
+
+def test_a_stray_quote_that_a_later_quote_closes_loses_no_row(tmp_path: Path) -> None:
+    rows = _rows(30)
+    rows[3] = 'A3,"Ann3,Lee,2001-01-04,,F,06106,x\n'
+    rows[9] = 'A9,Ann9,Lee,2001-01-10,,F,06106,"x"\n'  # where the csv module would close it
+    rows[29] = 'A29,Ann29,Lee,2001-01-02,,F,06106,"x\n'  # the last line, still open at the end
+    extract = read_extract(write(tmp_path / "two.csv", HEADER + "".join(rows)))
+    assert [(p.line, p.kept) for p in extract.problems] == [(5, False), (31, False)]
+    assert extract.rows_read == 30 and extract.excluded == 2
+    assert len(extract.records) == 28 and extract.records[8].record_id == "A9"
+
+
+def test_a_quoted_field_may_hold_a_line_break(tmp_path: Path) -> None:
+    text = (
+        HEADER + 'A1,Ann,Lee,2001-01-01,,F,06106,"first line\nsecond, line"\n'
+        "A2,Bo,Kim,2002-02-02,,M,06106,y\n"
+        "A2,Bo,Kim,2002-02-02,,M,06106,y\n"
+    )
+    extract = read_extract(write(tmp_path / "multiline.csv", text))
+    assert [r.record_id for r in extract.records] == ["A1", "A2"]
+    assert extract.records[0].attributes["program"] == "first line\nsecond, line"
+    (duplicate,) = extract.problems
+    assert duplicate.line == 5 and "already used on line 4" in duplicate.message
