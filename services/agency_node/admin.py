@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from services.agency_node.runtime import NodeRuntime
 
@@ -38,21 +40,33 @@ def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> Fast
     app.router.lifespan_context = lifespan
 
     @app.get("/healthz")
-    def health() -> dict[str, Any]:
-        """Liveness and what the pull loop is doing; no record data."""
-        status = runtime.worker.status
-        return {
-            "status": "ok",
+    def health() -> JSONResponse:
+        """Whether the node can work, and what the pull loop is doing; no record data.
+
+        `status` is ok, starting, degraded (the last exchange with the hub failed) or
+        failing (no successful contact for a few poll intervals, or several failed polls
+        in a row); failing answers 503, so any HTTP health check sees it.
+        """
+        worker = runtime.worker
+        status = worker.status
+        verdict = worker.health()
+        body = {
+            "status": verdict,
             "agency": runtime.settings.agency,
             "worker": status.state,
             "current": status.current,
             "tasks_done": status.tasks_done,
             "last_contact": status.last_contact,
             "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "failed_polls": status.failures,
+            "stale_after_seconds": worker.stale_after.total_seconds(),
             "records": len(runtime.extract.records),
             "excluded_rows": runtime.extract.excluded,
             "checked_at": dt.datetime.now(dt.UTC),
         }
+        code = 503 if verdict == "failing" else 200
+        return JSONResponse(jsonable_encoder(body), status_code=code)
 
     @app.get("/held")
     def held() -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from services.hub.config import is_placeholder
 from services.wire import AGENCY_PATTERN, DEFAULT_PART_BYTES, AgreementTerms
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # what the hub issues (secrets.token_urlsafe)
 
 
 class ConfigError(Exception):
@@ -106,12 +108,21 @@ class NodeSettings(BaseSettings):
 
     def token(self) -> str:
         """The node's bearer credential, from the file if one is named."""
-        if self.credential_file is not None:
-            try:
-                return self.credential_file.read_text().strip()
-            except OSError as exc:
-                raise ValueError(f"credential_file {self.credential_file}: {exc.strerror}") from exc
-        return self.credential.get_secret_value()
+        if self.credential_file is None:
+            return self.credential.get_secret_value()
+        try:
+            text = self.credential_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"credential_file {self.credential_file}: {exc.strerror}") from exc
+        if text and not TOKEN.fullmatch(text):
+            lines = len(text.splitlines())
+            what = f"it holds {lines} lines" if lines > 1 else "it holds more than a token"
+            raise ValueError(
+                f"credential file {self.credential_file} is malformed: {what}. It must hold "
+                "only the node's token, the last line `crosstally admin enroll` printed "
+                "(no header line, no spaces)"
+            )
+        return text
 
     @property
     def store_path(self) -> Path:

@@ -91,6 +91,7 @@ class HubClient:
         client: httpx.Client | None = None,
     ) -> None:
         self.agency = agency
+        self.on_contact: Callable[[], None] | None = None  # called after every 2xx answer
         headers = {"Authorization": f"Bearer {token}", NODE_HEADER: agency}
         self.http = client or httpx.Client(
             base_url=base_url, timeout=httpx.Timeout(120.0, connect=5.0)
@@ -105,9 +106,12 @@ class HubClient:
 
     def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         try:
-            return self._retry(lambda: _check(send()))()
+            response = self._retry(lambda: _check(send()))()
         except (_Retryable, httpx.TransportError) as exc:
             raise HubUnavailable(f"hub unreachable: {exc.__class__.__name__}: {exc}") from exc
+        if self.on_contact is not None:
+            self.on_contact()
+        return response
 
     def _post(self, path: str, model: Any, timeout: float | None = None) -> httpx.Response:
         body = model.model_dump(mode="json")

@@ -25,6 +25,10 @@ from services.wire import ClaimRequest, NodeTask, StewardDecision, TaskProblem
 log = logging.getLogger("crosstally.node")
 
 
+# Consecutive failed polls after which the node reports that it cannot work.
+FAILING_AFTER = 3
+
+
 @dataclass
 class WorkerStatus:
     """What the local admin API reports about the loop."""
@@ -33,8 +37,25 @@ class WorkerStatus:
     current: str | None = None
     last_contact: dt.datetime | None = None
     last_error: str | None = None
+    last_error_at: dt.datetime | None = None
+    failures: int = 0
     tasks_done: int = 0
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def error(self, message: str) -> None:
+        self.last_error, self.last_error_at = message, dt.datetime.now(dt.UTC)
+
+    def health(self, *, now: dt.datetime, stale_after: dt.timedelta) -> str:
+        """ok, starting, degraded (the last exchange with the hub failed) or failing (no
+        successful contact for `stale_after`, or FAILING_AFTER failed polls in a row)."""
+        since = self.last_contact or self.started
+        if self.failures >= FAILING_AFTER or now - since > stale_after:
+            return "failing"
+        if self.last_error_at is not None and (
+            self.last_contact is None or self.last_error_at > self.last_contact
+        ):
+            return "degraded"
+        return "starting" if self.last_contact is None else "ok"
 
 
 class Worker:
@@ -56,25 +77,56 @@ class Worker:
         self.signing_key = signing_key
         self.status = WorkerStatus()
         self._fresh = True
+        client.on_contact = self._contact
+
+    def _contact(self) -> None:
+        self.status.last_contact = dt.datetime.now(dt.UTC)
+
+    @property
+    def stale_after(self) -> dt.timedelta:
+        """A few poll intervals: a healthy node hears from the hub at least this often
+        (a long poll, a heartbeat while a step runs, or a retry after backoff)."""
+        settings = self.settings
+        interval = max(settings.poll_seconds, settings.heartbeat_seconds)
+        return dt.timedelta(seconds=3 * interval + settings.max_backoff_seconds + 30)
+
+    def health(self) -> str:
+        return self.status.health(now=dt.datetime.now(dt.UTC), stale_after=self.stale_after)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; hub outages back off exponentially (with jitter)."""
-        failures = 0
         while not stop.is_set():
-            try:
-                self.run_once(wait=self.settings.poll_seconds)
-                failures = 0
-            except HubUnavailable as exc:
-                failures += 1
-                delay = min(self.settings.max_backoff_seconds, 0.5 * 2**failures)
-                self.status.state, self.status.last_error = "hub unreachable", str(exc)
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                stop.wait(delay * random.uniform(0.5, 1.0))
-            except Exception as exc:  # never let one bad task stop the node
-                log.exception("worker loop error")
-                self.status.last_error = f"{exc.__class__.__name__}"
-                stop.wait(1.0)
+            delay = self.poll()
+            if delay:
+                stop.wait(delay)
         self.status.state = "stopped"
+
+    def poll(self) -> float:
+        """One turn of the loop; returns how long to wait before the next (0 after success)."""
+        try:
+            self.run_once(wait=self.settings.poll_seconds)
+        except HubUnavailable as exc:
+            self.status.failures += 1
+            delay = min(self.settings.max_backoff_seconds, 0.5 * 2.0**self.status.failures)
+            self.status.state = "hub unreachable"
+            self.status.error(str(exc))
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            return delay * random.uniform(0.5, 1.0)
+        except HubRejected as exc:
+            # A wrong hub URL or credential: the same request will be refused the same way.
+            self.status.failures += 1
+            self.status.state = "refused by the hub"
+            message = f"{exc}{_hint(exc)}"
+            self.status.error(message)
+            log.error("%s", message)
+            return min(self.settings.max_backoff_seconds, float(self.status.failures))
+        except Exception as exc:  # never let one bad task stop the node
+            self.status.failures += 1
+            log.exception("worker loop error")
+            self.status.error(f"{exc.__class__.__name__}: {exc}"[:500])
+            return 1.0
+        self.status.failures = 0
+        return 0.0
 
     def run_once(self, *, wait: float) -> bool:
         """Report steward decisions, claim one task (waiting up to `wait`), run it."""
@@ -84,7 +136,6 @@ class Worker:
             ClaimRequest(wait_seconds=wait, holding=self.store.holding(), fresh_start=self._fresh)
         )
         self._fresh = False
-        self.status.last_contact = dt.datetime.now(dt.UTC)
         for query_id in response.ended:
             self.runner.forget(query_id)
             log.info("query %s ended; its secret and intermediate rows are destroyed", query_id)
@@ -115,7 +166,7 @@ class Worker:
                     "decide again with `crosstally node approve|reject`"
                 )
                 log.error("held query %s: %s", held.query_id, note)
-                self.status.last_error = f"held query {held.query_id}: {note}"
+                self.status.error(f"held query {held.query_id}: {note}")
                 self.store.reopen(held.query_id, note)
                 continue
             try:
@@ -262,7 +313,7 @@ class Worker:
         )
 
     def _fail(self, task: NodeTask, reason: str, *, retry: bool) -> None:
-        self.status.last_error = reason
+        self.status.error(reason)
         try:
             problem = TaskProblem(lease_token=task.lease_token, reason=reason[:2000], retry=retry)
             self.client.report(task.id, "fail", problem)
@@ -289,3 +340,14 @@ class Worker:
         finally:
             done.set()
             thread.join(timeout=5)
+
+
+def _hint(exc: HubRejected) -> str:
+    if exc.status == 401:
+        return (
+            "; the hub does not know this node's credential: check credential_file holds "
+            "the token printed at enrollment (re-enroll if it was revoked)"
+        )
+    if exc.status == 404 and exc.message in ("Not Found", "http_error"):
+        return "; no hub API at hub_url: it should be the hub's base URL, without /v1"
+    return ""

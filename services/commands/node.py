@@ -259,12 +259,22 @@ def log(
 
 @app.command()
 def health(config: Config) -> None:
-    """Exit 0 when the node's local admin API answers (for container health checks)."""
+    """Exit 0 when the node can work: its admin API answers and it reaches the hub
+    (degraded still exits 0); exit 1 when it is failing or not running."""
     import httpx
 
     settings = _settings(config)
     url = f"http://{settings.admin_host}:{settings.admin_port}/healthz"
     try:
-        httpx.get(url, timeout=5).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise fail(f"node at {url} is not healthy: {exc}") from exc
+        response = httpx.get(url, timeout=5)
+        body = response.json()
+        verdict = str(body["status"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise fail(f"node at {url} is not answering: {exc}") from exc
+    contact = body.get("last_contact") or "never"
+    line = f"{settings.agency}: {verdict}, worker {body.get('worker')}, last contact {contact}"
+    if body.get("last_error"):
+        line += f"; last error: {body['last_error']}"
+    if verdict == "failing" or response.status_code >= 400:
+        raise fail(f"{line}; the node cannot work")
+    console.print(line, markup=False)

@@ -19,6 +19,7 @@ from services.agency_node.keys import read_keys, write_keys
 from services.agency_node.review import review
 from services.agency_node.runtime import load_extract
 from services.agency_node.store import NodeStore
+from services.agency_node.worker import WorkerStatus
 from services.loopback import node_toml
 from tests.services.harness import agreement_for, template_spec
 
@@ -184,3 +185,27 @@ def test_a_steward_name_the_hub_would_refuse_is_refused_at_the_command_line(
     assert result.exit_code == 0, result.output
     (held,) = store.held()
     assert held.decision == "approved" and held.steward == "jane.steward"
+
+
+def test_a_credential_file_with_the_enrolment_header_is_called_malformed(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    (tmp_path / "credential").write_text("enrolled DCF; its credential (shown once):\n" + "t" * 43)
+    with pytest.raises(ConfigError, match=r"credential file .* is malformed: it holds 2 lines"):
+        load_settings(path)
+
+
+def test_health_follows_the_last_contact_and_the_last_error() -> None:
+    start = dt.datetime(2026, 6, 30, 9, 0, tzinfo=dt.UTC)
+    stale = dt.timedelta(minutes=2)
+    status = WorkerStatus(started=start)
+    assert status.health(now=start, stale_after=stale) == "starting"
+    assert status.health(now=start + dt.timedelta(minutes=3), stale_after=stale) == "failing"
+    status.last_contact = start + dt.timedelta(seconds=10)
+    assert status.health(now=start + dt.timedelta(seconds=20), stale_after=stale) == "ok"
+    status.last_error_at, status.failures = start + dt.timedelta(seconds=30), 1
+    assert status.health(now=start + dt.timedelta(seconds=40), stale_after=stale) == "degraded"
+    status.failures = 3
+    assert status.health(now=start + dt.timedelta(seconds=40), stale_after=stale) == "failing"
+    # What issue 18 saw: a last error and a last contact 11 minutes old.
+    status.failures = 0
+    assert status.health(now=start + dt.timedelta(minutes=11), stale_after=stale) == "failing"
