@@ -157,7 +157,8 @@ def init(
         f"  1. the hub administrator runs: crosstally admin enroll {public}\n"
         f"  2. save the credential it prints as {directory}/credential (mode 0600)\n"
         f"  3. add the agreements {agency} signed to node.toml ([[agreements]])\n"
-        f"  4. crosstally node check --config {directory}/node.toml"
+        f"  4. crosstally node check --config {directory}/node.toml",
+        markup=False,  # the text is literal: [[agreements]] is TOML, not markup
     )
 
 

@@ -209,3 +209,14 @@ def test_health_follows_the_last_contact_and_the_last_error() -> None:
     # What issue 18 saw: a last error and a last contact 11 minutes old.
     status.failures = 0
     assert status.health(now=start + dt.timedelta(minutes=11), stale_after=stale) == "failing"
+
+
+def test_node_init_names_the_agreements_table_in_its_next_steps(tmp_path: Path) -> None:
+    directory = tmp_path / "dcf"
+    result = CliRunner().invoke(
+        app,
+        ["node", "init", "--agency", "DCF", "--dir", str(directory), "--hub-url",
+         "https://hub.example.ct.gov", "--extract", "dcf.csv"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "add the agreements DCF signed to node.toml ([[agreements]])" in result.output
