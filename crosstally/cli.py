@@ -41,12 +41,20 @@ def synth(
     out: Path = typer.Option(..., help="directory for the agency CSVs and truth.csv"),
     seed: int = typer.Option(7, help="random seed (same seed, same files)"),
     people: int = typer.Option(100_000, help="synthetic population size"),
+    errors: str = typer.Option(
+        "independent",
+        help="error model: independent (each error on its own, ~3% per field) or realistic "
+        "(most records clean, careless ones with 2-4 errors; see docs/protocol.md)",
+    ),
 ) -> None:
     """Write synthetic Connecticut agency extracts with ground truth."""
-    from crosstally.synth import generate, write_world
+    from crosstally.synth import ERROR_MODELS, generate, write_world
 
+    if errors not in ERROR_MODELS:
+        known = ", ".join(ERROR_MODELS)
+        raise typer.BadParameter(f"expected one of {known}", param_hint="--errors")
     with console.status(f"generating {people:,} people"):
-        world = generate(people=people, seed=seed)
+        world = generate(people=people, seed=seed, error_model=errors)
     with console.status(f"writing extracts to {out}"):
         paths = write_world(world, out)
     for name, path in paths.items():

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from crosstally.synth import dates
-from crosstally.synth.corrupt import ErrorArray, IdentityColumns, RecordStyle, apply_style, corrupt
+from crosstally.synth.corrupt import ErrorArray, IdentityColumns, RecordStyle
 from crosstally.synth.errors import DUPLICATE_KEEPS_PERSON_ID, ErrorKind, ErrorRates
 from crosstally.synth.facts import PersonFacts
 from crosstally.synth.population import People
+from crosstally.synth.realistic_corrupt import corrupt_records
 from crosstally.synth.reference import BoolArray, IntArray, ObjectArray
 from protocol.records import CANONICAL_FIELDS, PersonRecord
 
@@ -135,8 +136,13 @@ def build_extract(
     people: People,
     facts: PersonFacts,
     rates: ErrorRates,
+    error_model: str = "independent",
 ) -> AgencyExtract:
-    """Draw the agency's records: members, duplicates, shuffled, corrupted and formatted."""
+    """Draw the agency's records: members, duplicates, shuffled, corrupted and formatted.
+
+    `error_model` is `independent` (each error drawn on its own at `rates`) or `realistic`
+    (`rates` give the agency's conventions and quality; see `realistic`).
+    """
     base = np.flatnonzero(members(agency.code, facts)).astype(np.int64)
     duplicated = base[rng.random(len(base)) < rates.duplicate]
     rows = np.concatenate([base, duplicated])
@@ -149,9 +155,8 @@ def build_extract(
     rows, own_ids, is_duplicate = rows[order], own_ids[order], is_duplicate[order]
 
     identity = IdentityColumns.of(people, rows)
-    errors = corrupt(rng, identity, people, rows, rates)
-    errors[is_duplicate] |= np.uint32(ErrorKind.DUPLICATE.value)
-    apply_style(identity, agency.style)
+    errors = corrupt_records(error_model, rng, identity, people, rows, rates, agency.style)
+    errors[is_duplicate] |= np.uint64(ErrorKind.DUPLICATE.value)
     person_id = np.empty(len(rows), dtype=object)
     person_id[:] = [f"{agency.person_prefix}{v}" for v in own_ids.tolist()]
     return AgencyExtract(

@@ -17,7 +17,7 @@ from crosstally.synth.errors import ErrorKind, ErrorRates
 from crosstally.synth.population import People, ssn_text, street_addresses
 from crosstally.synth.reference import BoolArray, IntArray, ObjectArray
 
-ErrorArray = npt.NDArray[np.uint32]
+ErrorArray = npt.NDArray[np.uint64]
 PLACEHOLDER_SSNS = ("999-99-9999", "123-45-6789", "000-00-0000")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _NEIGHBORS = {
@@ -95,7 +95,7 @@ def corrupt(
 ) -> ErrorArray:
     """Apply `rates` to `columns` (true identities of `rows`) in place; return error bits."""
     n = len(columns)
-    draw = _Draw(rng, np.zeros(n, dtype=np.uint32))
+    draw = _Draw(rng, np.zeros(n, dtype=np.uint64))
     errors, hit = draw.errors, draw.hit
     _surnames(rng, columns, people, rows, draw, rates)
     nicknames = reference.nicknames()
@@ -187,7 +187,7 @@ class _Draw:
     errors: ErrorArray
 
     def mark(self, mask: BoolArray, kind: ErrorKind) -> None:
-        self.errors[mask] |= np.uint32(kind.value)
+        self.errors[mask] |= np.uint64(kind.value)
 
     def hit(self, rate: float, kind: ErrorKind, eligible: BoolArray | None = None) -> IntArray:
         """Indices of the records that get error `kind` with probability `rate`."""

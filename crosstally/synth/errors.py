@@ -30,12 +30,17 @@ applies only to people with a hyphenated surname, `dob_day_month` only to DOBs w
 | race/ethnicity missing | 3% | 5% | 1% | 5% | 50% | 2% | 10% | 5% |
 
 A duplicate keeps the agency's person id 30% of the time and gets a new one 70% of the time.
+
+This table is the `independent` error model. The `realistic` model (`realistic`) keeps the
+conventions of each agency from it but draws data-entry errors per record from a latent level
+of care, so errors co-occur. `ERROR_CLASSES` names every class either model records.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass
 
 
@@ -65,6 +70,81 @@ class ErrorKind(enum.IntFlag):
     ZIP_MISSING = enum.auto()
     ADDRESS_MISSING = enum.auto()
     RACE_MISSING = enum.auto()
+    # Classes only the `realistic` model produces (appended: earlier bits keep their values).
+    SEVERAL_ERRORS = enum.auto()
+    FIRST_MISSING = enum.auto()
+    FIRST_PLACEHOLDER = enum.auto()
+    FIRST_OTHER = enum.auto()
+    LAST_OCR = enum.auto()
+    LAST_PHONETIC = enum.auto()
+    DOB_OCR = enum.auto()
+    DOB_YEAR = enum.auto()
+    DOB_MISSING = enum.auto()
+    DOB_HOUSEHOLD = enum.auto()
+    DOB_FUTURE = enum.auto()
+    SSN_TRANSPOSED = enum.auto()
+    SSN_HOUSEHOLD = enum.auto()
+    ADDRESS_NUMBER_TYPO = enum.auto()
+    ADDRESS_STREET_TYPO = enum.auto()
+    ADDRESS_SPLIT_MERGE = enum.auto()
+    ADDRESS_UNIT = enum.auto()
+    ADDRESS_ABBREVIATION = enum.auto()
+    ZIP_TRANSPOSED = enum.auto()
+    ZIP_PLACEHOLDER = enum.auto()
+    DOB_SWAP = DOB_DAY_MONTH  # alias: day and month swapped
+
+
+ERROR_MODELS = ("independent", "realistic")
+ERROR_CLASSES: dict[str, str] = {
+    "first_typo": "first name: one keyboard slip (letter inserted, dropped, replaced or swapped)",
+    "last_typo": "last name: one keyboard slip",
+    "nickname": "first name given as a nickname (William -> Bill)",
+    "name_swap": "first and last name entered in each other's field",
+    "dob_day_month": "DOB with day and month swapped (written raw even when no such date exists)",
+    "dob_typo": "DOB with one digit mistyped (may leave an impossible date such as 2001-02-31)",
+    "dob_invalid": "DOB impossible or not ISO: 31 April, MM/DD/YYYY (independent model only)",
+    "hyphen_partial": "hyphenated surname kept in part (one part, or the parts without hyphen)",
+    "surname_change": "a different surname (marriage, adoption, stepfamily)",
+    "ssn_missing": "SSN missing (not collected or left blank)",
+    "ssn_typo": "SSN with one digit wrong",
+    "ssn_placeholder": "SSN replaced by a fill-in number (999-99-9999, 123-45-6789, 000-00-0000)",
+    "middle_missing": "middle name missing although the person has one",
+    "middle_initial": "middle name recorded as its initial only",
+    "suffix_dropped": "name suffix (JR, III) dropped",
+    "sex_missing": "sex missing",
+    "sex_wrong": "sex recorded as the other one",
+    "old_address": "an earlier address in another town (the person moved)",
+    "duplicate": "a second record of the same person in the same extract",
+    "zip_missing": "ZIP missing",
+    "address_missing": "street address missing",
+    "race_missing": "race and ethnicity missing",
+    "several_errors": "two or more data-entry errors in the record (realistic model)",
+    "first_missing": "first name missing",
+    "first_placeholder": "first name is a placeholder (Baby Girl, Infant, Unknown, FNU)",
+    "first_other": "a wholly different first name (often the person's middle name)",
+    "last_ocr": "last name misread from a scanned form (l->1, O->0, rn->m, a '|' or digit)",
+    "last_phonetic": "last name respelled as it sounds (ph/f, c/k, doubled letters, ...)",
+    "dob_ocr": "DOB with a digit misread as a letter or sign (0->O, 1->l or |, 5->S)",
+    "dob_year": "DOB year off by one or by ten",
+    "dob_missing": "DOB missing",
+    "dob_household": "DOB of another household member",
+    "dob_future": "DOB after the extract date (year digits reversed, or a later year)",
+    "ssn_transposed": "SSN with two adjacent digits swapped",
+    "ssn_household": "SSN of another household member",
+    "address_number_typo": "house number mistyped",
+    "address_street_typo": "street name mistyped",
+    "address_split_merge": "street name words split or merged (Oak Ridge -> Oakridge)",
+    "address_unit": "apartment or unit number added or dropped",
+    "address_abbreviation": "street suffix written the other way (St/Street) from the agency",
+    "zip_transposed": "ZIP with two adjacent digits swapped",
+    "zip_placeholder": "a placeholder ZIP that many records share (00000, 99999, 06101)",
+}
+
+
+@functools.cache
+def error_classes(flags: int) -> tuple[str, ...]:
+    """The sorted class names (keys of `ERROR_CLASSES`) of a record's `ErrorKind` bits."""
+    return tuple(sorted(kind.name.lower() for kind in ErrorKind(int(flags)) if kind.name))
 
 
 @dataclass(frozen=True)

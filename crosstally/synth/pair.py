@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from crosstally.synth.agencies import CANONICAL_COLUMNS, person_record, unique_ids
-from crosstally.synth.corrupt import IdentityColumns, RecordStyle, apply_style, corrupt
-from crosstally.synth.errors import ERROR_PROFILES, ErrorRates
+from crosstally.synth.corrupt import IdentityColumns, RecordStyle
+from crosstally.synth.errors import ERROR_MODELS, ERROR_PROFILES, ErrorRates, error_classes
 from crosstally.synth.population import People, draw_people
+from crosstally.synth.realistic_corrupt import corrupt_records
 from crosstally.synth.reference import IntArray
 from crosstally.synth.world import AS_OF, DEFAULT_AGES, stream
 from protocol.records import PersonRecord
@@ -26,6 +27,8 @@ def make_pair(
     left_ssn: bool = True,
     right_ssn: bool = True,
     error_profile: str = "typical",
+    error_model: str = "independent",
+    errors_out: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[list[PersonRecord], list[PersonRecord], set[tuple[str, str]]]:
     """Two record lists drawn from one synthetic population and the set of true links.
 
@@ -34,14 +37,17 @@ def make_pair(
     (`clean`, `typical` or `heavy`; no duplicates, so true links are one-to-one); a side
     without SSN has `ssn=None` throughout. Returns (left records, right records, true
     (left record_id, right record_id) pairs). Left record ids are `L0000001`..., right `R...`.
+
+    `error_model` is `independent` (every error drawn on its own) or `realistic` (errors come
+    together in careless records; `error_profile` then scales how many records are careless:
+    none for `clean`, 2.5 times as many for `heavy`). When `errors_out` is a dict it is
+    filled with record_id -> the sorted `ERROR_CLASSES` names that record carries.
     """
     if left < 0 or right < 0:
         raise ValueError(f"left and right must be >= 0, got {left} and {right}")
     if not 0.0 <= overlap <= 1.0:
         raise ValueError(f"overlap must be within [0, 1], got {overlap}")
-    if error_profile not in ERROR_PROFILES:
-        known = ", ".join(ERROR_PROFILES)
-        raise ValueError(f"unknown error_profile {error_profile!r}; expected one of {known}")
+    _check_model(error_profile, error_model)
     shared = round(overlap * min(left, right))
     total = left + right - shared
     rng = stream(seed, _PAIR_STREAM)
@@ -57,7 +63,10 @@ def make_pair(
         ("R", right_people, right_ssn, RIGHT_STYLE),
     ):
         rows = chosen[rng.permutation(len(chosen))]
-        sides.append((rows, _records(rng, people, rows, prefix, rates.with_ssn(ssn), style)))
+        records = _records(
+            rng, people, rows, prefix, rates.with_ssn(ssn), style, error_model, errors_out
+        )
+        sides.append((rows, records))
 
     (left_rows, left_records), (right_rows, right_records) = sides
     right_of = {p: i for i, p in enumerate(right_rows.tolist())}
@@ -76,17 +85,21 @@ def make_parties(
     overlap: float,
     seed: int,
     error_profile: str = "typical",
+    error_model: str = "independent",
+    errors_out: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[list[list[PersonRecord]], set[tuple[str, ...]]]:
     """`parties` record lists of `records` each; a share `overlap` of people is on every list.
 
     For benchmarks of N-party tallies: each list is corrupted independently with the
     `error_profile` rates; record ids are `A0000001`, `B...`, and so on. Returns the lists
-    and, per shared person, the tuple of their record ids across the lists.
+    and, per shared person, the tuple of their record ids across the lists. `error_model` and
+    `errors_out` are as for `make_pair`.
     """
     if parties < 2 or parties > 26:
         raise ValueError(f"parties must be between 2 and 26, got {parties}")
     if records < 0 or not 0.0 <= overlap <= 1.0:
         raise ValueError("records must be >= 0 and overlap within [0, 1]")
+    _check_model(error_profile, error_model)
     shared = round(overlap * records)
     total = shared + parties * (records - shared)
     rng = stream(seed, _PAIR_STREAM + 1)
@@ -100,7 +113,8 @@ def make_parties(
         rows = np.concatenate([order[:shared], own])
         rows = rows[rng.permutation(len(rows))]
         style = LEFT_STYLE if k % 2 == 0 else RIGHT_STYLE
-        lists.append(_records(rng, people, rows, chr(ord("A") + k), rates, style))
+        prefix = chr(ord("A") + k)
+        lists.append(_records(rng, people, rows, prefix, rates, style, error_model, errors_out))
         rows_of.append(rows.tolist())
     positions = [{p: i for i, p in enumerate(rows)} for rows in rows_of]
     truth = [
@@ -110,6 +124,15 @@ def make_parties(
     return lists, set(truth)
 
 
+def _check_model(error_profile: str, error_model: str) -> None:
+    if error_profile not in ERROR_PROFILES:
+        known = ", ".join(ERROR_PROFILES)
+        raise ValueError(f"unknown error_profile {error_profile!r}; expected one of {known}")
+    if error_model not in ERROR_MODELS:
+        known = ", ".join(ERROR_MODELS)
+        raise ValueError(f"unknown error_model {error_model!r}; expected one of {known}")
+
+
 def _records(
     rng: np.random.Generator,
     people: People,
@@ -117,14 +140,19 @@ def _records(
     prefix: str,
     rates: ErrorRates,
     style: RecordStyle,
+    error_model: str,
+    errors_out: dict[str, tuple[str, ...]] | None,
 ) -> list[PersonRecord]:
     identity = IdentityColumns.of(people, rows)
-    corrupt(rng, identity, people, rows, rates)
-    apply_style(identity, style)
+    errors = corrupt_records(error_model, rng, identity, people, rows, rates, style)
     own = unique_ids(rng, len(rows), 9)
     width = max(7, len(str(len(rows))))
     columns = [getattr(identity, name) for name in CANONICAL_COLUMNS[2:]]
-    return [
+    records = [
         person_record((f"{prefix}{i + 1:0{width}d}", f"{prefix}P{own_id}", *values))
         for i, (own_id, *values) in enumerate(zip(own.tolist(), *columns, strict=True))
     ]
+    if errors_out is not None:
+        for record, flags in zip(records, errors.tolist(), strict=True):
+            errors_out[record.record_id] = error_classes(flags)
+    return records

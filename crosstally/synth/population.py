@@ -96,6 +96,30 @@ class People:
     def ssn_text(self) -> ObjectArray:
         return ssn_text(self.ssn)
 
+    @functools.cached_property
+    def household_member(self) -> IntArray:
+        """Per person, another person of their household, or -1 when they live alone.
+
+        The population has no explicit households: people with the same surname in the same
+        town stand in for one (twins always do). Each person's member is the next such person
+        by index, wrapping around, so a household of two points each at the other.
+        """
+        keys = np.array([f"{a}|{b}" for a, b in zip(self.last_name, self.town_index.tolist(),
+                                                       strict=True)], dtype=object)  # fmt: skip
+        _, group = np.unique(keys, return_inverse=True)
+        order = np.argsort(group, kind="stable")
+        sorted_group = group[order]
+        starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+        start_of = starts[np.searchsorted(starts, np.arange(len(order)), side="right") - 1]
+        ends = np.r_[starts[1:], len(order)]
+        end_of = ends[np.searchsorted(starts, np.arange(len(order)), side="right") - 1]
+        following = np.arange(1, len(order) + 1)
+        following = np.where(following == end_of, start_of, following)
+        member = np.full(len(order), -1, dtype=np.int64)
+        member[order] = order[following]
+        member[member == np.arange(len(member))] = -1
+        return member
+
     def global_id(self, index: int) -> str:
         """The true global person id, e.g. `P0000123`."""
         return f"P{index:0{self.id_width}d}"

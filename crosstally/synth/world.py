@@ -11,7 +11,7 @@ import numpy as np
 
 from crosstally.synth.agencies import AGENCIES, AgencyExtract, build_extract
 from crosstally.synth.calibration import draw_facts
-from crosstally.synth.errors import AGENCY_ERRORS, ErrorRates
+from crosstally.synth.errors import AGENCY_ERRORS, ERROR_MODELS, ErrorRates
 from crosstally.synth.facts import PersonFacts
 from crosstally.synth.population import People, draw_people
 from protocol.records import PersonRecord
@@ -59,6 +59,7 @@ class SyntheticWorld:
     people: People
     facts: PersonFacts
     tables: dict[str, AgencyExtract]
+    error_model: str = "independent"
 
     @functools.cached_property
     def extracts(self) -> Extracts:
@@ -83,11 +84,15 @@ def generate(
     as_of: dt.date = AS_OF,
     ages: tuple[int, int] = DEFAULT_AGES,
     errors: Mapping[str, ErrorRates] = AGENCY_ERRORS,
+    error_model: str = "independent",
 ) -> SyntheticWorld:
     """Generate `people` youths aged `ages` on `as_of` and every agency's extract of them.
 
     The same arguments always give the same world. `errors` overrides the per-agency error
     rates (e.g. `{code: ErrorRates() for code in AGENCIES}` for error-free extracts).
+    `error_model` is `independent` (every error drawn on its own at those rates) or
+    `realistic` (errors come together in careless records; the rates then give each agency's
+    conventions and quality, see `crosstally.synth.realistic`).
     """
     if people < 1:
         raise ValueError(f"people must be at least 1, got {people}")
@@ -95,6 +100,9 @@ def generate(
         raise ValueError(
             f"ages must be (youngest, oldest) with 0 <= youngest <= oldest, got {ages}"
         )
+    if error_model not in ERROR_MODELS:
+        known = ", ".join(ERROR_MODELS)
+        raise ValueError(f"unknown error_model {error_model!r}; expected one of {known}")
     missing = set(AGENCIES) - set(errors)
     if missing:
         raise ValueError(f"errors has no rates for {', '.join(sorted(missing))}")
@@ -102,8 +110,15 @@ def generate(
     facts = draw_facts(stream(seed, _FACTS_STREAM), population)
     tables = {
         code: build_extract(
-            stream(seed, _AGENCY_STREAM, i), agency, population, facts, errors[code]
+            stream(seed, _AGENCY_STREAM, i), agency, population, facts, errors[code], error_model
         )
         for i, (code, agency) in enumerate(AGENCIES.items())
     }
-    return SyntheticWorld(seed=seed, as_of=as_of, people=population, facts=facts, tables=tables)
+    return SyntheticWorld(
+        seed=seed,
+        as_of=as_of,
+        people=population,
+        facts=facts,
+        tables=tables,
+        error_model=error_model,
+    )

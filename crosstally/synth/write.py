@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from crosstally.synth.agencies import AgencyExtract
+from crosstally.synth.errors import error_classes
 from crosstally.synth.world import SyntheticWorld, stream
 
 TRUTH_FILE = "truth.csv"
-TRUTH_COLUMNS = ("agency", "record_id", "person_id")
+TRUTH_COLUMNS = ("agency", "record_id", "person_id", "errors")
 _MALFORMED_STREAM = 9
 
 
@@ -21,7 +22,8 @@ def write_world(
 ) -> dict[str, Path]:
     """Write `<agency>.csv` for each agency and `truth.csv`; return their paths by agency code.
 
-    The truth file maps every record to its true global person id (`P0000123`); the key
+    The truth file maps every record to its true global person id (`P0000123`) and lists the
+    error classes it carries (`ERROR_CLASSES` names, `;`-separated, empty when clean); the key
     `"truth"` in the result is its path. `malformed_rows` > 0 adds that many broken lines to
     each agency file (too few or too many fields, no record id); they are not in the truth.
     """
@@ -49,11 +51,12 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]])
         writer.writerows(rows)
 
 
-def _truth_rows(world: SyntheticWorld) -> Iterator[tuple[str, str, str]]:
+def _truth_rows(world: SyntheticWorld) -> Iterator[tuple[str, str, str, str]]:
     width = world.people.id_width
     for code, table in world.tables.items():
         ids = [f"P{p:0{width}d}" for p in table.person_index.tolist()]
-        yield from zip([code] * len(table), table.record_ids(), ids, strict=True)
+        errors = [";".join(error_classes(flags)) for flags in table.errors.tolist()]
+        yield from zip([code] * len(table), table.record_ids(), ids, errors, strict=True)
 
 
 def _with_malformed(
