@@ -1,24 +1,39 @@
-"""Disclosure control for released count tables: primary and complementary suppression, rounding."""
+"""Disclosure control for released count tables: suppression with protection intervals, rounding.
+
+A released table publishes cells, one-way margins and the grand total; a hidden number shows
+only as "suppressed". An attacker who knows every published number, the sums that link them,
+that counts are whole numbers >= 0, how rounding works and which counts the rules hide, can
+work out an interval for each hidden number. `audit` computes those intervals exactly (integer
+programs with HiGHS) from the release alone, and `protect` refuses to return a table in which
+any interval is too narrow (see `FeasibleRange.protects` and docs/services.md).
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import null_space
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from protocol.errors import InvalidSpec
+from protocol.errors import InvalidSpec, ProtocolError
 
-Status = Literal["released", "primary", "complementary"]
+Status = Literal["released", "suppressed"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 
-# The constraint matrices hold only 0 and ±1, so anything this small is floating-point noise.
-_TOLERANCE = 1e-9
+# A complement search that runs this long keeps the best pattern found so far (any pattern
+# HiGHS returns is feasible, so protection holds; only optimality is given up).
+_SEARCH_SECONDS = 20.0
+
+Array = npt.NDArray[np.float64]
+
+
+class UnsafeRelease(ProtocolError):
+    """A table would let someone narrow a hidden count below the protection level."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,10 @@ class Cell:
 
 @dataclass(frozen=True)
 class ReleasedTable:
-    """A count table safe to publish, with its one-way margins, grand total and what was hidden."""
+    """A count table safe to publish, with its one-way margins, grand total and what was hidden.
+
+    `zeros_shown`: counts of 0 are published as 0, so a hidden count is at least 1.
+    """
 
     dimensions: tuple[str, ...]
     cells: tuple[Cell, ...]
@@ -50,6 +68,7 @@ class ReleasedTable:
     min_cell: int
     rounding: int | None
     notes: tuple[str, ...]
+    zeros_shown: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable form: keys become lists, suppressed counts become null."""
@@ -63,34 +82,51 @@ class ReleasedTable:
             "min_cell": self.min_cell,
             "rounding": self.rounding,
             "notes": list(self.notes),
+            "zeros_shown": self.zeros_shown,
         }
 
 
 @dataclass(frozen=True)
-class _Published:
-    """Every published number as a variable, and the sums linking them.
+class FeasibleRange:
+    """What the published table lets anyone conclude about one hidden number: low..high."""
 
-    Each line is `(whole, *parts)` with `value[whole] == sum(value[parts])`: a margin and its slab
-    of cells, or the grand total and one dimension's margins.
-    """
+    place: str  # "cell (F, hispanic)", "margin dcf.sex = F" or "total"
+    is_cell: bool
+    low: int
+    high: int | None  # None: no upper bound
 
-    keys: tuple[tuple[str, ...], ...]
-    values: tuple[int, ...]
+    def protects(self, min_cell: int) -> bool:
+        """At least `min_cell` wide and reaching `min_cell`; a cell can also be below it.
+
+        So a hidden cell might be small or large, and no hidden number is known to within
+        fewer than `min_cell` values. A margin or total may be known to be large: that says
+        only that it is not a small count.
+        """
+        wide = self.high is None or (self.high >= min_cell and self.high - self.low >= min_cell)
+        return wide and (not self.is_cell or self.low < min_cell)
+
+    def __str__(self) -> str:
+        return f"{self.place} in {self.low}..{'' if self.high is None else self.high}"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Every published number as a variable, and the sums linking them (`matrix @ x == 0`)."""
+
+    places: tuple[str, ...]
     n_cells: int
     margin_vars: tuple[tuple[int, ...], ...]  # per dimension, in level order
     total_var: int
-    lines: tuple[tuple[int, ...], ...]
-    through: tuple[tuple[int, ...], ...]  # per variable, the lines it is on
+    matrix: Array
 
 
-def _publish(values: Sequence[int], levels: Sequence[Sequence[str]]) -> _Published:
+def _layout(dimensions: Sequence[str], levels: Sequence[Sequence[str]]) -> _Layout:
     """The cells (in `itertools.product` order), each dimension's margins and the grand total."""
     cell_keys = list(itertools.product(*levels))
-    keys: list[tuple[str, ...]] = list(cell_keys)
-    all_values = list(values)
-    lines: list[tuple[int, ...]] = []
+    places = [f"cell ({', '.join(key)})" for key in cell_keys]
+    lines: list[tuple[int, list[int]]] = []
     margin_vars: list[tuple[int, ...]] = []
-    for dim, labels in enumerate(levels):
+    for dim, (name, labels) in enumerate(zip(dimensions, levels, strict=True)):
         if len(levels) == 1:
             # In a one-way table the margin is the table itself: same numbers, same statuses.
             margin_vars.append(tuple(range(len(cell_keys))))
@@ -98,131 +134,275 @@ def _publish(values: Sequence[int], levels: Sequence[Sequence[str]]) -> _Publish
         indices = []
         for label in labels:
             slab = [j for j, key in enumerate(cell_keys) if key[dim] == label]
-            indices.append(len(keys))
-            lines.append((len(keys), *slab))
-            keys.append((label,))
-            all_values.append(sum(values[j] for j in slab))
+            indices.append(len(places))
+            lines.append((len(places), slab))
+            places.append(f"margin {name} = {label}")
         margin_vars.append(tuple(indices))
-    total_var = len(keys)
-    keys.append(())
-    all_values.append(sum(values))
-    lines.extend((total_var, *margin) for margin in margin_vars)
-    through: list[list[int]] = [[] for _ in keys]
-    for n, line in enumerate(lines):
-        for var in line:
-            through[var].append(n)
-    return _Published(
-        tuple(keys),
-        tuple(all_values),
-        len(cell_keys),
-        tuple(margin_vars),
-        total_var,
-        tuple(lines),
-        tuple(map(tuple, through)),
+    total_var = len(places)
+    places.append("total")
+    lines.extend((total_var, list(margin)) for margin in margin_vars)
+    matrix = np.zeros((len(lines), len(places)))
+    for row, (whole, parts) in enumerate(lines):
+        matrix[row, whole] = 1.0
+        matrix[row, parts] = -1.0
+    return _Layout(tuple(places), len(cell_keys), tuple(margin_vars), total_var, matrix)
+
+
+def _check_rounding(rounding: int | None, min_cell: int) -> None:
+    if rounding is not None and rounding - rounding // 2 > min_cell:
+        raise InvalidSpec(
+            f"rounding {rounding} would round a count of {min_cell} down to 0; "
+            f"use a rounding base of at most {2 * min_cell - 1}"
+        )
+
+
+def _preimage(shown: int, *, rounding: int | None, min_cell: int) -> tuple[int, int]:
+    """Every true count that publishes as `shown`: a released count is 0 or at least min_cell."""
+    if rounding is None or shown == 0:
+        # A shown 0 is exactly 0: 1..min_cell-1 are hidden and min_cell rounds to more than 0.
+        return shown, shown
+    half = rounding // 2
+    return max(shown - half, min_cell), shown - half + rounding - 1
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The attacker's bounds on every variable, as published."""
+
+    low: Array
+    high: Array  # np.inf for a hidden number
+    hidden: tuple[int, ...]
+
+
+def _known(
+    layout: _Layout,
+    shown: Sequence[int | None],
+    *,
+    rounding: int | None,
+    min_cell: int,
+    zeros_shown: bool,
+) -> _Known:
+    floor = 1 if zeros_shown else 0
+    low, high = np.zeros(len(shown)), np.zeros(len(shown))
+    for var, value in enumerate(shown):
+        if value is None:
+            low[var], high[var] = floor, np.inf
+        else:
+            low[var], high[var] = _preimage(value, rounding=rounding, min_cell=min_cell)
+    return _Known(low, high, tuple(var for var, value in enumerate(shown) if value is None))
+
+
+def _extreme(layout: _Layout, known: _Known, var: int, *, upper: bool) -> tuple[int | None, Array]:
+    """The least (or greatest) whole value of `var` over every consistent table, and a witness."""
+    n = len(layout.places)
+    objective = np.zeros(n)
+    objective[var] = -1.0 if upper else 1.0
+    bounds = list(zip(known.low, [None if math.isinf(h) else h for h in known.high], strict=True))
+    relaxed = linprog(objective, A_eq=layout.matrix, b_eq=np.zeros(len(layout.matrix)),
+                      bounds=bounds, method="highs")  # fmt: skip
+    if relaxed.status == 3:
+        # Unbounded over the reals with rational data and an integer point: unbounded over
+        # the integers too (Meyer's theorem), so there is no upper bound at all.
+        return None, np.asarray(relaxed.x if relaxed.x is not None else known.low)
+    if relaxed.status != 0:
+        raise UnsafeRelease("the published numbers contradict each other; nothing was released")
+    result = milp(
+        objective,
+        integrality=np.ones(n),
+        bounds=Bounds(known.low, known.high),
+        constraints=LinearConstraint(layout.matrix, 0.0, 0.0),
+    )
+    if result.status != 0 or result.x is None:
+        raise UnsafeRelease("the published numbers have no whole-number solution")
+    witness = np.round(result.x)
+    return int(witness[var]), witness
+
+
+def _ranges(layout: _Layout, known: _Known) -> list[FeasibleRange]:
+    ranges = []
+    for var in known.hidden:
+        low, _ = _extreme(layout, known, var, upper=False)
+        high, _ = _extreme(layout, known, var, upper=True)
+        assert low is not None  # bounded below by the floor
+        ranges.append(FeasibleRange(layout.places[var], var < layout.n_cells, low, high))
+    return ranges
+
+
+def _levels_of(table: ReleasedTable) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        tuple(dict.fromkeys(cell.key[dim] for cell in table.cells))
+        for dim in range(len(table.dimensions))
     )
 
 
-def _pick(table: _Published, candidates: Iterable[int], suppressed: set[int]) -> int:
-    """The number to hide next: nonzero, on as few untouched lines as possible, smallest, first."""
-
-    def rank(var: int) -> tuple[bool, int, int, int]:
-        # Each line through it with nothing hidden yet would become a new lone line and cost at
-        # least one more suppression, so that outranks size; lines already holding a hidden
-        # number are closed or kept safe by it.
-        fresh = sum(not suppressed.intersection(table.lines[n]) for n in table.through[var])
-        # A hidden zero protects little (nonnegativity can pin it), so zeros come last.
-        return (table.values[var] == 0, fresh, table.values[var], var)
-
-    return min(candidates, key=rank)
-
-
-def _close_lone_lines(table: _Published, suppressed: set[int]) -> None:
-    """A line with exactly one hidden number gives it away; hide a second, until none is left."""
-    while True:
-        lone = next((line for line in table.lines if len(suppressed.intersection(line)) == 1), None)
-        if lone is None:
-            return
-        suppressed.add(_pick(table, set(lone) - suppressed, suppressed))
-
-
-def _pinned_to_zero(
-    matrix: npt.NDArray[np.float64], rhs: npt.NDArray[np.float64], col: int
-) -> bool:
-    """Whether nonnegativity and the sums force this hidden variable to be 0 (max over LP is 0)."""
-    objective = np.zeros(matrix.shape[1])
-    objective[col] = -1.0
-    result = linprog(objective, A_eq=matrix, b_eq=rhs, bounds=(0, None), method="highs")
-    return bool(result.status == 0 and -result.fun < _TOLERANCE)
+def audit(table: ReleasedTable) -> list[FeasibleRange]:
+    """Every hidden number's feasible range, worked out from exactly what `table` publishes."""
+    levels = _levels_of(table)
+    layout = _layout(table.dimensions, levels)
+    if [c.key for c in table.cells] != list(itertools.product(*levels)):
+        raise InvalidSpec("released table: cells must be listed in full, in level order")
+    published: list[Cell] = list(table.cells)
+    if len(table.dimensions) > 1:
+        for dim in table.dimensions:
+            published.extend(table.margins[dim])
+    published.append(table.total)
+    if len(published) != len(layout.places):
+        raise InvalidSpec("released table: one margin per level of every dimension")
+    known = _known(
+        layout,
+        [c.count for c in published],
+        rounding=table.rounding,
+        min_cell=table.min_cell,
+        zeros_shown=table.zeros_shown,
+    )
+    return _ranges(layout, known)
 
 
-def _determined(table: _Published, suppressed: set[int]) -> list[int]:
-    """Hidden variables whose value follows exactly from the published numbers and sums."""
-    unknowns = sorted(suppressed)
-    column = {var: col for col, var in enumerate(unknowns)}
-    matrix = np.zeros((len(table.lines), len(unknowns)))
-    rhs = np.zeros(len(table.lines))
-    for n, (whole, *parts) in enumerate(table.lines):
-        for var, coefficient in ((whole, 1.0), *((part, -1.0) for part in parts)):
-            if var in column:
-                matrix[n, column[var]] = coefficient
-            else:
-                rhs[n] -= coefficient * table.values[var]
-    # A hidden zero that the sums and nonnegativity force to stay zero is as good as published,
-    # so it joins the equations. Hidden positive counts can move both ways and need no LP.
-    pinned = [
-        column[var]
-        for var in unknowns
-        if table.values[var] == 0 and _pinned_to_zero(matrix, rhs, column[var])
-    ]
-    system = np.vstack([matrix, np.eye(len(unknowns))[pinned]])
-    # A value is determined exactly when every solution of the homogeneous system leaves it at 0.
-    basis = null_space(system)
-    return [var for var in unknowns if not np.any(np.abs(basis[column[var]]) > _TOLERANCE)]
+def check_release(table: ReleasedTable) -> None:
+    """Raise `UnsafeRelease` unless every hidden number's range protects it (`audit`)."""
+    narrow = [r for r in audit(table) if not r.protects(table.min_cell)]
+    if narrow:
+        raise UnsafeRelease(
+            f"not released: {'; '.join(map(str, narrow))} can be worked out to within fewer "
+            f"than {table.min_cell} values from the published numbers"
+        )
 
 
-def _suppress(table: _Published, primary: set[int]) -> set[int]:
-    """Primary numbers plus enough complementary ones that none of them can be worked out."""
-    suppressed = set(primary)
-    while True:
-        _close_lone_lines(table, suppressed)
-        exposed = _determined(table, suppressed) if suppressed else []
-        if not exposed:
-            return suppressed
-        # Hide the best released number on a line through the first exposed one; if its lines
-        # are all hidden, anything on a line with a hidden number; failing that, anything.
-        nearby = {var for n in table.through[exposed[0]] for var in table.lines[n]}
-        touching = {var for line in table.lines if suppressed & set(line) for var in line}
-        for pool in (nearby, touching, set(range(len(table.values)))):
-            if candidates := pool - suppressed:
-                suppressed.add(_pick(table, candidates, suppressed))
-                break
-        else:  # everything is hidden, and then nothing can be determined
-            return suppressed
+class _Search:
+    """Complementary suppression, one hidden number at a time (each an exact integer program).
+
+    Hiding a number only widens what is consistent with the release, so a number once shown
+    protected stays protected; each round protects one more, so the search ends, at worst
+    with everything hidden (which protects every number: see `FeasibleRange.protects`).
+    """
+
+    def __init__(
+        self, layout: _Layout, values: Sequence[int], *, min_cell: int,
+        rounding: int | None, zeros_shown: bool,
+    ) -> None:  # fmt: skip
+        self.layout, self.values, self.min_cell = layout, list(values), min_cell
+        self.rounding, self.zeros_shown = rounding, zeros_shown
+        self.total = values[layout.total_var]
+        # Every table found consistent with some earlier pattern stays consistent with later,
+        # larger ones: their spread certifies a range without solving again.
+        self.witnesses: list[Array] = [np.asarray(values, dtype=float)]
+
+    def known(self, suppressed: set[int]) -> _Known:
+        shown = [None if var in suppressed else _round(v, self.rounding)
+                 for var, v in enumerate(self.values)]  # fmt: skip
+        return _known(self.layout, shown, rounding=self.rounding, min_cell=self.min_cell,
+                      zeros_shown=self.zeros_shown)  # fmt: skip
+
+    def certified(self, var: int) -> bool:
+        seen = [w[var] for w in self.witnesses]
+        low, high = int(min(seen)), int(max(seen))
+        return FeasibleRange("", var < self.layout.n_cells, low, high).protects(self.min_cell)
+
+    def exposed(self, var: int, suppressed: set[int]) -> bool:
+        """Solve for `var`'s range under `suppressed`; keep the extreme tables as witnesses."""
+        known = self.known(suppressed)
+        low, low_table = _extreme(self.layout, known, var, upper=False)
+        high, high_table = _extreme(self.layout, known, var, upper=True)
+        if high is None:
+            return False
+        self.witnesses += [low_table, high_table]
+        assert low is not None
+        return not FeasibleRange("", var < self.layout.n_cells, low, high).protects(self.min_cell)
+
+    def weight(self, var: int) -> float:
+        """The cost of hiding a number: hide cells before margins, margins before the total,
+        small numbers before large ones."""
+        share = self.values[var] / (self.total + 1)
+        if var < self.layout.n_cells:
+            return 1.0 + share
+        return 8.0 if var == self.layout.total_var else 3.0 + share
+
+    def complements(self, var: int, suppressed: set[int]) -> set[int]:
+        """The cheapest set of numbers to hide so that `var`'s range protects it.
+
+        Two witness tables zlo, zhi must both be consistent with the release after hiding
+        y: zhi[var] - zlo[var] >= min_cell, zhi[var] >= min_cell and (for a cell)
+        zlo[var] < min_cell. A released number c is held to its published bounds unless
+        y[c] = 1 frees it to floor..big.
+        """
+        layout, m = self.layout, self.min_cell
+        n = len(layout.places)
+        known = self.known(suppressed)
+        floor = 1 if self.zeros_shown else 0
+        candidates = [c for c in range(n) if c not in suppressed and self.values[c] > 0]
+        k = len(candidates)
+        big = float(self.total + 2 * m + 1)  # room for the all-hidden witnesses
+        low = np.concatenate([known.low, known.low, np.zeros(k)])
+        high = np.concatenate([np.minimum(known.high, big)] * 2 + [np.ones(k)])
+        for offset, c in itertools.product((0, n), candidates):
+            low[offset + c], high[offset + c] = floor, big
+        if var < layout.n_cells:
+            high[var] = min(high[var], m - 1)
+        low[n + var] = max(low[n + var], m)
+        rows: list[Array] = []
+        lower: list[float] = []
+        upper: list[float] = []
+        for offset in (0, n):
+            for line in layout.matrix:
+                row = np.zeros(2 * n + k)
+                row[offset : offset + n] = line
+                rows.append(row)
+                lower.append(0.0)
+                upper.append(0.0)
+            for j, c in enumerate(candidates):
+                # z[c] <= hi[c] + (big - hi[c]) y[c]  and  z[c] >= lo[c] - (lo[c] - floor) y[c]
+                row = np.zeros(2 * n + k)
+                row[offset + c], row[2 * n + j] = 1.0, -(big - known.high[c])
+                rows.append(row)
+                lower.append(-np.inf)
+                upper.append(float(known.high[c]))
+                row = np.zeros(2 * n + k)
+                row[offset + c], row[2 * n + j] = 1.0, known.low[c] - floor
+                rows.append(row)
+                lower.append(float(known.low[c]))
+                upper.append(np.inf)
+        row = np.zeros(2 * n + k)
+        row[n + var], row[var] = 1.0, -1.0
+        rows.append(row)
+        lower.append(float(m))
+        upper.append(np.inf)
+        objective = np.concatenate([np.zeros(2 * n), [self.weight(c) for c in candidates]])
+        result = milp(
+            objective,
+            integrality=np.ones(2 * n + k),
+            bounds=Bounds(low, high),
+            constraints=LinearConstraint(np.array(rows), lower, upper),
+            options={"time_limit": _SEARCH_SECONDS},
+        )
+        if result.x is None:  # no pattern within the time limit: hide every candidate
+            return set(candidates)
+        solution = np.round(result.x)
+        self.witnesses += [solution[:n], solution[n : 2 * n]]
+        return {c for j, c in enumerate(candidates) if solution[2 * n + j] > 0.5}
+
+    def run(self, primary: set[int]) -> set[int]:
+        suppressed = set(primary)
+        done: set[int] = set()
+        while todo := sorted(suppressed - done):
+            for var in todo:
+                if self.certified(var) or not self.exposed(var, suppressed):
+                    done.add(var)
+                    continue
+                suppressed |= self.complements(var, suppressed)
+                done.add(var)
+                break  # the pattern changed: look again at what is not yet shown safe
+        return suppressed
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _describe(table: _Published, vars_: set[int], more: str = "") -> str:
-    """'3 cells and 1 total', or with more='more ' '3 more cells and 1 total'."""
-    cells = sum(var < table.n_cells for var in vars_)
-    totals = len(vars_) - cells
-    words = [_plural(cells, f"{more}cell")] if cells else []
-    if totals:
-        words.append(_plural(totals, "total" if words else f"{more}total"))
-    return " and ".join(words)
-
-
-def _were(vars_: set[int]) -> str:
-    return "was" if len(vars_) == 1 else "were"
-
-
 def _notes(
-    table: _Published,
+    layout: _Layout,
     dimensions: Sequence[str],
-    primary: set[int],
     suppressed: set[int],
+    values: Sequence[int],
     *,
     min_cell: int,
     rounding: int | None,
@@ -232,22 +412,23 @@ def _notes(
     if not suppressed:
         floor = "" if suppress_zeros else "0 or "
         notes.append(f"No counts were suppressed: every count is {floor}at least {min_cell}.")
-    if primary:
-        zeros = " (zeros included)" if suppress_zeros else ""
+    else:
+        cells = sum(var < layout.n_cells for var in suppressed)
+        totals = len(suppressed) - cells
+        words = [_plural(cells, "cell")] if cells else []
+        if totals:
+            words.append(_plural(totals, "total"))
+        zeros = ", zeros included," if suppress_zeros else ""
+        sums = (
+            "grand total" if len(dimensions) == 1 else f"{', '.join(dimensions)} and grand totals"
+        )
         notes.append(
-            f"{_describe(table, primary)} below {min_cell}{zeros} {_were(primary)} suppressed "
-            "(primary)."
+            f"{' and '.join(words)} {'was' if len(suppressed) == 1 else 'were'} suppressed: "
+            f"counts below {min_cell}{zeros} and others chosen so that, from the {sums}, no "
+            f"hidden count can be narrowed to fewer than {min_cell} values or told apart from "
+            "a small one."
         )
-    if complementary := suppressed - primary:
-        # In a one-way table the only sum published besides the cells is the grand total.
-        totals = (
-            "grand total" if len(dimensions) == 1 else f"{', '.join(dimensions)} or grand totals"
-        )
-        notes.append(
-            f"{_describe(table, complementary, 'more ')} {_were(complementary)} suppressed so "
-            f"the hidden ones cannot be recovered from the {totals} (complementary)."
-        )
-    if not suppress_zeros and 0 in table.values:
+    if not suppress_zeros and 0 in values:
         notes.append("Counts of 0 are shown as 0: an empty category does not identify anyone.")
     if rounding is not None:
         notes.append(
@@ -323,10 +504,11 @@ def protect(
     rounding: int | None = None,
     suppress_zeros: bool = False,
 ) -> ReleasedTable:
-    """Suppress small counts and whatever would give them away, then round what is released.
+    """Suppress small counts and whatever would narrow them down, then round what is released.
 
     `levels` lists every category of each dimension (missing cells count 0); by default the
-    categories seen in `counts`. Margins and the grand total come from the true counts.
+    categories seen in `counts`. Margins and the grand total come from the true counts. The
+    result passes `check_release`, or this raises `UnsafeRelease`.
     """
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
         raise InvalidSpec(f"min_cell {min_cell!r}: must be a whole number >= 1 (11 is usual)")
@@ -334,39 +516,61 @@ def protect(
         isinstance(rounding, bool) or not isinstance(rounding, int) or rounding < 1
     ):
         raise InvalidSpec(f"rounding {rounding!r}: must be None or a whole number >= 1, such as 5")
+    _check_rounding(rounding, min_cell)
     checked = _levels(counts, dimensions, levels)
-    table = _publish([counts.get(key, 0) for key in itertools.product(*checked)], checked)
+    layout = _layout(dimensions, checked)
+    cell_values = [counts.get(key, 0) for key in itertools.product(*checked)]
+    values = cell_values + [0] * (len(layout.places) - layout.n_cells)
+    for whole, *parts in _sums(layout):
+        values[whole] = sum(values[p] for p in parts)
     primary = {
         var
-        for var, value in enumerate(table.values)
+        for var, value in enumerate(values)
         if 0 < value < min_cell or (suppress_zeros and value == 0)
     }
-    suppressed = _suppress(table, primary)
+    search = _Search(
+        layout, values, min_cell=min_cell, rounding=rounding, zeros_shown=not suppress_zeros
+    )
+    suppressed = search.run(primary)
 
-    def cell(var: int) -> Cell:
-        if var in primary:
-            return Cell(table.keys[var], None, "primary")
+    def cell(var: int, key: tuple[str, ...]) -> Cell:
         if var in suppressed:
-            return Cell(table.keys[var], None, "complementary")
-        return Cell(table.keys[var], _round(table.values[var], rounding), "released")
+            return Cell(key, None, "suppressed")
+        return Cell(key, _round(values[var], rounding), "released")
 
-    return ReleasedTable(
+    keys = list(itertools.product(*checked))
+    margins = {
+        dim: tuple(
+            cell(var, keys[var] if len(checked) == 1 else (label,))
+            for var, label in zip(vars_, labels, strict=True)
+        )
+        for dim, vars_, labels in zip(dimensions, layout.margin_vars, checked, strict=True)
+    }
+    table = ReleasedTable(
         dimensions=tuple(dimensions),
-        cells=tuple(cell(var) for var in range(table.n_cells)),
-        margins={
-            dim: tuple(cell(var) for var in vars_)
-            for dim, vars_ in zip(dimensions, table.margin_vars, strict=True)
-        },
-        total=cell(table.total_var),
+        cells=tuple(cell(var, key) for var, key in enumerate(keys)),
+        margins=margins,
+        total=cell(layout.total_var, ()),
         min_cell=min_cell,
         rounding=rounding,
         notes=_notes(
-            table,
+            layout,
             dimensions,
-            primary,
             suppressed,
+            values,
             min_cell=min_cell,
             rounding=rounding,
             suppress_zeros=suppress_zeros,
         ),
+        zeros_shown=not suppress_zeros,
     )
+    check_release(table)
+    return table
+
+
+def _sums(layout: _Layout) -> list[tuple[int, ...]]:
+    """Each sum as (whole, *parts), margins before the total so they can be filled in order."""
+    return [
+        (int(np.flatnonzero(row > 0)[0]), *map(int, np.flatnonzero(row < 0)))
+        for row in layout.matrix
+    ]

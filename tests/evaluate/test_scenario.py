@@ -38,9 +38,9 @@ def test_crossover_scenario_through_the_cli(tmp_path: Path) -> None:
     # Released cells are the PET's counts or suppressed, never anything else.
     for cell in cells:
         assert cell["pet_released"] in (None, cell["pet"])
-        assert cell["pet_status"] in ("released", "primary", "complementary")
+        assert cell["pet_status"] in ("released", "suppressed")
         assert (cell["pet_released"] is None) == (cell["pet_status"] != "released")
-    assert any(cell["pet_status"] == "primary" for cell in cells)  # a small population
+    assert any(cell["pet_status"] == "suppressed" for cell in cells)  # a small population
     assert data["pet"]["bytes_exchanged"] > 0
     html = (tmp_path / "crossover.html").read_text()
     assert "PET released" in html and f"{totals['truth']:,}" in html
