@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -113,7 +113,10 @@ class NodeSettings(BaseSettings):
         try:
             text = self.credential_file.read_text().strip()
         except OSError as exc:
-            raise ValueError(f"credential_file {self.credential_file}: {exc.strerror}") from exc
+            raise ValueError(
+                f"credential_file {self.credential_file}: {exc.strerror}; save the token "
+                "`crosstally admin enroll` printed there (mode 0600)"
+            ) from exc
         if text and not TOKEN.fullmatch(text):
             lines = len(text.splitlines())
             what = f"it holds {lines} lines" if lines > 1 else "it holds more than a token"
@@ -153,6 +156,41 @@ def _resolve(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PATTERN_HINTS = {
+    "agency": "an agency code is 1 to 32 upper-case letters, digits or _, starting with a "
+    "letter (for example DCF or JBCSSD)",
+    "hub_url": "the hub's base URL, starting with http:// or https:// (for example "
+    "https://hub.example.ct.gov)",
+}
+
+
+NODE_MISSING = "missing; add it to the config file (or set its CROSSTALLY_NODE_ variable)"
+NODE_EXTRA = (
+    "is not a setting here; check its spelling (deploy/config/node.example.toml "
+    "describes every key)"
+)
+
+
+def settings_problems(
+    exc: ValidationError, *, missing: str = NODE_MISSING, extra: str = NODE_EXTRA
+) -> str:
+    """A settings or document ValidationError as one plain line: each setting, what is
+    wrong with it and what to do; never pydantic's types, input values or links."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        where, name = loc.lstrip("."), str(error["loc"][-1]) if error["loc"] else ""
+        kind, message = error["type"], str(error["msg"]).removeprefix("Value error, ")
+        if kind == "missing":
+            message = missing
+        elif kind == "extra_forbidden":
+            message = extra
+        elif kind == "string_pattern_mismatch":
+            message = f"not allowed: {_PATTERN_HINTS.get(name, message.lower())}"
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
 def load_settings(path: Path | None, **overrides: Any) -> NodeSettings:
     """Settings from a TOML file (if given), the environment, then `overrides`."""
     data: dict[str, Any] = {}
@@ -166,5 +204,6 @@ def load_settings(path: Path | None, **overrides: Any) -> NodeSettings:
     data.update(overrides)
     try:
         return NodeSettings(**data)
-    except ValueError as exc:
-        raise ConfigError(f"node config {path or '(environment)'}: {exc}") from exc
+    except ValidationError as exc:
+        where = path or "(environment)"
+        raise ConfigError(f"node config {where}: {settings_problems(exc)}") from exc

@@ -77,14 +77,27 @@ def revoke_credential(credential_id: int, hub: HubUrl = DEFAULT_HUB, token: Toke
 
 
 def read_terms(path: Path) -> Any:
+    from pydantic import ValidationError
+
+    from services.agency_node.config import settings_problems
     from services.wire import AgreementTerms
 
     try:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         return AgreementTerms.model_validate(data)
-    except (OSError, ValueError) as exc:
-        raise fail(f"{path}: not a valid agreement: {exc}") from exc
+    except OSError as exc:
+        raise fail(f"cannot read agreement terms {path}: {exc.strerror}") from exc
+    except ValidationError as exc:
+        problems = settings_problems(
+            exc,
+            missing="missing; add it (`crosstally admin agreement draft` writes every term)",
+            extra="is not an agreement term; check its spelling",
+        )
+        raise fail(f"{path}: not a valid agreement: {problems}") from exc
+    except ValueError as exc:
+        syntax = "TOML" if path.suffix == ".toml" else "JSON"
+        raise fail(f"{path}: not valid {syntax}: {exc}") from exc
 
 
 @agreement_app.command("create")

@@ -18,14 +18,19 @@ SERVE_COMMAND = ("crosstally", "hub", "serve")
 def _settings(**overrides: object) -> HubSettings:
     from pydantic import ValidationError
 
+    from services.agency_node.config import settings_problems
     from services.hub.config import HubSettings
 
     try:
         values = {k: v for k, v in overrides.items() if v is not None}
         return HubSettings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        raise fail(f"hub settings: {problems}") from exc
+        problems = settings_problems(
+            exc,
+            missing="missing; set CROSSTALLY_HUB_<SETTING> (docs/services.md lists them)",
+            extra="is not a hub setting",
+        )
+        raise fail(f"hub settings (CROSSTALLY_HUB_*): {problems}") from exc
 
 
 @app.command()

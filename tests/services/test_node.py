@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -220,3 +222,46 @@ def test_node_init_names_the_agreements_table_in_its_next_steps(tmp_path: Path) 
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "add the agreements DCF signed to node.toml ([[agreements]])" in result.output
+
+
+def test_settings_errors_are_one_plain_line_saying_what_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    internals = ("input_type", "input_value", "validation error", "pydantic.dev", "[type=")
+    path = write_config(tmp_path, on_unlisted="maybe", agency="dcf")
+    result = CliRunner().invoke(app, ["node", "check", "--config", str(path)])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "agency: not allowed: an agency code is 1 to 32 upper-case letters" in message
+    assert "on_unlisted: Input should be 'refuse' or 'hold'" in message
+    assert not [i for i in internals if i in result.output]
+
+    path = write_config(tmp_path)
+    (tmp_path / "credential").unlink()
+    result = CliRunner().invoke(app, ["node", "check", "--config", str(path)])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "credential_file" in message and "No such file or directory; save the token" in message
+    assert not [i for i in internals if i in result.output]
+
+    for name in [k for k in os.environ if k.startswith("CROSSTALLY_HUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CROSSTALLY_HUB_PORT", "eighty")
+    result = CliRunner().invoke(app, ["hub", "migrate"])
+    assert result.exit_code == 1
+    assert "port: Input should be a valid integer" in " ".join(result.output.split())
+    assert not [i for i in internals if i in result.output]
+
+
+def test_agreement_terms_that_do_not_validate_are_named_plainly(tmp_path: Path) -> None:
+    terms = agreement_for(CROSSOVER).model_dump(mode="json")
+    del terms["participants"]
+    terms["color"] = "blue"
+    (tmp_path / "terms.json").write_text(json.dumps(terms))
+    result = CliRunner().invoke(
+        app, ["admin", "agreement", "create", str(tmp_path / "terms.json"), "--token", "t" * 43]
+    )
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "participants: missing" in message and "color: is not an agreement term" in message
+    assert "input_type" not in result.output and "pydantic.dev" not in result.output
