@@ -57,7 +57,7 @@ def fuzzy_duplicate_pairs(
     """
     comparison = profile.comparison
     features = dict(zip(comparison.names, comparison.bits, strict=True))
-    if not {"name_dob", "ssn", "zip"} <= set(features) or len(persons) < 2:
+    if not {"name_dob", "ssn", "place"} <= set(features) or len(persons) < 2:
         return []
     if ids is None:
         ids = record_token_ids(persons, profile)
@@ -68,8 +68,8 @@ def fuzzy_duplicate_pairs(
     strong = sum(1 for bit in features["name_dob"] if group_names[bit] in STRONG_NAME_LEVELS)
     name_ok = levels[:, names.index("name_dob")] < strong
     ssn_ok = levels[:, names.index("ssn")] == 0
-    zip_ok = levels[:, names.index("zip")] < len(features["zip"])
-    keep = name_ok & (ssn_ok | zip_ok)
+    place_ok = levels[:, names.index("place")] < len(features["place"])
+    keep = name_ok & (ssn_ok | place_ok)
     return list(zip(ia[keep].tolist(), ib[keep].tolist(), strict=True))
 
 

@@ -76,3 +76,5 @@ class NormalizedPerson:
     town: str | None
     street: str | None
     issues: tuple[str, ...] = ()
+    # Dates a DOB rejected as unreadable or impossible most likely meant (linkage only).
+    dob_repairs: tuple[dt.date, ...] = ()

@@ -139,7 +139,9 @@ def _linkage(raw: Mapping[str, Any]) -> LinkageSpec:
     if not 0.0 < threshold < 1.0:
         raise InvalidSpec("spec.linkage.threshold is a match probability strictly between 0 and 1")
     keys = load_profile(raw.get("keys", "standard"))
-    exact_key = str(raw.get("exact_key", "name_dob"))
+    names = [g.name for g in keys.groups]
+    fallback = next((n for n in ("name_dob", "name_street") if n in names), names[0])
+    exact_key = str(raw.get("exact_key", fallback))
     if exact_key not in {g.name for g in keys.groups}:
         raise InvalidSpec(
             f"spec.linkage.exact_key {exact_key!r} is not a group of profile {keys.name!r}"

@@ -11,6 +11,7 @@ fresh random items, so neither missingness nor name length survives blinding.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ FieldFn = Callable[[NormalizedPerson], tuple[str, ...]]
 FieldCache = dict[str, tuple[str, ...]]  # one record's field values, computed once per row
 
 _FIRST_PREFIX = 7
-_LAST_PREFIX = 8
+_LAST_PREFIX = 7
 
 
 def _one(value: str | None) -> tuple[str, ...]:
@@ -48,31 +49,74 @@ def deletion_variants(name: str | None, prefix: int) -> tuple[str, ...]:
     return tuple(sorted(variants))
 
 
+def _dobs(p: NormalizedPerson) -> tuple[dt.date, ...]:
+    """The DOB, or where it was unreadable the dates it most likely meant."""
+    return (p.dob,) if p.dob else p.dob_repairs
+
+
 def _dob_iso(p: NormalizedPerson) -> tuple[str, ...]:
-    return (p.dob.isoformat(),) if p.dob else ()
+    return tuple(d.isoformat() for d in _dobs(p))
 
 
 def _dob_swapped(p: NormalizedPerson) -> tuple[str, ...]:
-    d = p.dob
-    if d is None or d.day > 12 or d.day == d.month:
-        return ()
-    try:
-        return (dt.date(d.year, d.day, d.month).isoformat(),)
-    except ValueError:
-        return ()
+    out = []
+    for d in _dobs(p):
+        if d.day > 12 or d.day == d.month:
+            continue
+        try:
+            out.append(dt.date(d.year, d.day, d.month).isoformat())
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 def _dob_part(fmt: str) -> FieldFn:
     def part(p: NormalizedPerson) -> tuple[str, ...]:
-        return (p.dob.strftime(fmt),) if p.dob else ()
+        return tuple(dict.fromkeys(d.strftime(fmt) for d in _dobs(p)))
 
     return part
+
+
+def _given_names(p: NormalizedPerson) -> tuple[str, ...]:
+    """First and middle name: records of one person differ on which of them they hold first."""
+    names = [n for n in (p.first, p.middle) if n and len(n) > 1]
+    return tuple(dict.fromkeys(names))
+
+
+def _middle_initial(p: NormalizedPerson) -> tuple[str, ...]:
+    return (p.middle[:1],) if p.middle else ()
+
+
+_STREET_NUMBER = re.compile(r"[0-9]+")
+
+
+def _street_number(p: NormalizedPerson) -> tuple[str, ...]:
+    match = _STREET_NUMBER.match(p.street or "")
+    return (match[0],) if match else ()
+
+
+def _street_name(p: NormalizedPerson) -> tuple[str, ...]:
+    """The street without its house number; compacted, so split and merged words agree."""
+    name = _STREET_NUMBER.sub("", p.street or "", count=1)
+    return (name,) if len(name) >= 3 else ()
+
+
+def _ssn_digits(p: NormalizedPerson) -> tuple[str, ...]:
+    """The SSN's digits in order of size: two digits keyed in each other's place agree."""
+    return ("".join(sorted(p.ssn)),) if p.ssn else ()
 
 
 def _name_pair(p: NormalizedPerson) -> tuple[str, ...]:
     if not p.first or not p.last:
         return ()
     return ("+".join(sorted((p.first, p.last))),)
+
+
+def _soundex_pair(p: NormalizedPerson) -> tuple[str, ...]:
+    """Both names' Soundex codes in sorted order: survives a first/last swap and typos in both."""
+    if not p.first or not p.last:
+        return ()
+    return ("+".join(sorted((jellyfish.soundex(p.first), jellyfish.soundex(p.last)))),)
 
 
 def _phonetic(attr: str, fn: Callable[[str], str]) -> FieldFn:
@@ -99,7 +143,9 @@ FIELDS: Mapping[str, FieldFn] = {
     "last_parts": lambda p: p.last_parts,
     "first_del": lambda p: deletion_variants(p.first, _FIRST_PREFIX),
     "last_del": lambda p: deletion_variants(p.last, _LAST_PREFIX),
+    "last_del7": lambda p: deletion_variants(p.last, 7),
     "name_pair": _name_pair,
+    "soundex_pair": _soundex_pair,
     "first_soundex": _phonetic("first", jellyfish.soundex),
     "last_soundex": _phonetic("last", jellyfish.soundex),
     "first_metaphone": _phonetic("first", jellyfish.metaphone),
@@ -110,14 +156,46 @@ FIELDS: Mapping[str, FieldFn] = {
     "dob_ym": _dob_part("Y%Y-M%m"),
     "dob_yd": _dob_part("Y%Y-D%d"),
     "dob_md": _dob_part("M%m-D%d"),
+    "given_names": _given_names,
+    "middle_initial": _middle_initial,
+    "last_initial": lambda p: _one(p.last[:1] if p.last else None),
     "sex": lambda p: _one(p.sex),
     "ssn": lambda p: _one(p.ssn),
     "ssn_head5": _ssn_slice(0, 5),
     "ssn_tail4": _ssn_slice(5, 9),
+    "ssn_digits": _ssn_digits,
     "zip": lambda p: _one(p.zip),
     "town": lambda p: _one(p.town),
     "street": lambda p: _one(p.street),
+    "street_number": _street_number,
+    "street_name": _street_name,
 }
+
+
+# The identifier each field is a function of. A token must combine at least two of them
+# (sex aside, which alone tells little): a token of one identifier is a function of that
+# identifier alone, and its equality pattern across rows is a dictionary for it.
+FIELD_IDENTIFIER: Mapping[str, str] = {
+    **{f: "given" for f in ("first", "middle", "first_initial", "first_forms", "first_del",
+                            "first_soundex", "first_metaphone", "given_names", "middle_initial")},
+    **{f: "surname" for f in ("last", "last_initial", "last_parts", "last_del", "last_del7",
+                              "last_soundex", "last_metaphone")},
+    **{f: "names" for f in ("name_pair", "soundex_pair")},
+    **{f: "dob" for f in ("dob", "dob_swapped", "birth_year", "dob_ym", "dob_yd", "dob_md")},
+    **{f: "ssn" for f in ("ssn", "ssn_head5", "ssn_tail4", "ssn_digits")},
+    **{f: "address" for f in ("zip", "town", "street", "street_number", "street_name")},
+    "sex": "sex",
+}  # fmt: skip
+
+
+def template_identifiers(template: Sequence[str]) -> set[str]:
+    """The identifiers a template's token depends on, sex left out (it adds almost nothing)."""
+    found: set[str] = set()
+    for field in template:
+        identifier = FIELD_IDENTIFIER.get(field, field)
+        found.update(("given", "surname") if identifier == "names" else (identifier,))
+    found.discard("sex")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,60 +343,66 @@ def _validate(
                     f"key profile {name!r}: group {g.name!r} uses unknown field(s) "
                     f"{', '.join(unknown) or '(none)'}; known fields: {', '.join(sorted(FIELDS))}"
                 )
+            if len(template_identifiers(template)) < 2:
+                raise InvalidSpec(
+                    f"key profile {name!r}: group {g.name!r} has a template of one identifier "
+                    f"({' + '.join(template)}); every token must combine at least two of given "
+                    "name, surname, DOB, SSN and address, so that no token is a function of one "
+                    "identifier alone (a dictionary for it)"
+                )
 
 
+def _group(name: str, slots: int, *templates: Sequence[str]) -> dict[str, Any]:
+    return {"name": name, "slots": slots, "templates": [list(t) for t in templates]}
+
+
+# The default profile. Each group survives one kind of error in the fields it leaves out
+# or reads loosely; together they survive two errors in one record (a typo in the first
+# name and a DOB off by a year; a swapped name and a mistyped surname). Groups of one
+# field's loose form with another field (Soundex with DOB, initial with street) find the
+# candidates; the exact groups rank them.
 STANDARD: Mapping[str, Any] = {
     "name": "standard",
     "groups": [
-        {"name": "ssn", "slots": 1, "templates": [["ssn"]]},
+        # The SSN with a name initial or the birth year, so no token is a function of the
+        # SSN alone, and a wrong initial or year still leaves the other two.
+        _group("ssn", 3, ["ssn", "first_initial"], ["ssn", "last_initial"], ["ssn", "birth_year"]),
         # Part of the SSN with the first name's Soundex: a one-digit typo keeps one part,
         # while twins (often consecutive SSNs, same DOB) usually differ in first name.
-        {
-            "name": "ssn_part_first",
-            "slots": 2,
-            "templates": [["ssn_head5", "first_soundex"], ["ssn_tail4", "first_soundex"]],
-        },
-        {"name": "name_dob", "slots": 1, "templates": [["first", "last", "dob"]]},
-        {"name": "name_pair_dob", "slots": 1, "templates": [["name_pair", "dob"]]},
-        {
-            "name": "first_typo_dob",
-            "slots": _FIRST_PREFIX + 1,
-            "templates": [["first_del", "last", "dob"]],
-        },
-        {
-            "name": "last_typo_dob",
-            "slots": _LAST_PREFIX + 1,
-            "templates": [["first", "last_del", "dob"]],
-        },
-        {"name": "nickname_dob", "slots": 4, "templates": [["first_forms", "last", "dob"]]},
-        {
-            "name": "name_dob_swap",
-            "slots": 2,
-            "templates": [["first", "last", "dob"], ["first", "last", "dob_swapped"]],
-        },
-        {"name": "first_dob", "slots": 1, "templates": [["first", "dob"]]},
-        {"name": "surname_part_dob", "slots": 2, "templates": [["first", "last_parts", "dob"]]},
-        {
-            "name": "phonetic_year",
-            "slots": 1,
-            "templates": [["first_soundex", "last_soundex", "birth_year"]],
-        },
-        {
-            "name": "name_dob_partial",
-            "slots": 3,
-            "templates": [
-                ["first", "last", "dob_ym"],
-                ["first", "last", "dob_yd"],
-                ["first", "last", "dob_md"],
-            ],
-        },
-        {"name": "name_zip", "slots": 1, "templates": [["first", "last", "zip"]]},
-        {"name": "first_sound_dob_zip", "slots": 1, "templates": [["first_soundex", "dob", "zip"]]},
-        {"name": "last_dob_zip", "slots": 1, "templates": [["last", "dob", "zip"]]},
+        _group("ssn_part_first", 2, ["ssn_head5", "first_soundex"], ["ssn_tail4", "first_soundex"]),
+        # The SSN's digits sorted: two digits keyed in each other's place still agree.
+        _group("ssn_digits_year", 1, ["ssn_digits", "birth_year"]),
+        _group("name_dob", 1, ["first", "last", "dob"]),
+        _group("name_pair_dob", 1, ["name_pair", "dob"]),
+        _group("first_typo_dob", _FIRST_PREFIX + 1, ["first_del", "last", "dob"]),
+        _group("last_typo_dob", _LAST_PREFIX + 1, ["first", "last_del", "dob"]),
+        _group("nickname_dob", 4, ["first_forms", "last", "dob"]),
+        _group("name_dob_swap", 2, ["first", "last", "dob"], ["first", "last", "dob_swapped"]),
+        _group("first_dob", 1, ["first", "dob"]),
+        _group("surname_part_dob", 2, ["first", "last_parts", "dob"]),
+        _group("phonetic_dob", 1, ["first_soundex", "last_soundex", "dob"]),
+        _group("phonetic_year", 1, ["first_soundex", "last_soundex", "birth_year"]),
+        _group("soundex_pair_year", 1, ["soundex_pair", "birth_year"]),
+        _group("swapped_year", 1, ["name_pair", "birth_year"]),
+        _group(
+            "name_dob_partial",
+            3,
+            ["first", "last", "dob_ym"],
+            ["first", "last", "dob_yd"],
+            ["first", "last", "dob_md"],
+        ),
+        _group("first_sound_dob", 1, ["first_soundex", "dob"]),
+        _group("initial_last_sound_dob", 1, ["first_initial", "last_soundex", "dob"]),
+        _group("name_street", 1, ["first", "last", "street"]),
+        _group("name_zip", 1, ["first", "last", "zip"]),
+        _group("first_sound_dob_zip", 1, ["first_soundex", "dob", "zip"]),
+        _group("last_dob_zip", 1, ["last", "dob", "zip"]),
+        _group("first_sound_street", 1, ["first_soundex", "street"]),
+        _group("initial_md_street", 1, ["first_initial", "dob_md", "street"]),
     ],
     # Levels of each comparison feature, strongest first.
     "features": {
-        "ssn": ["ssn", "ssn_part_first"],
+        "ssn": ["ssn", "ssn_part_first", "ssn_digits_year"],
         "name_dob": [
             "name_dob",
             "name_pair_dob",
@@ -327,15 +411,80 @@ STANDARD: Mapping[str, Any] = {
             "last_typo_dob",
             "surname_part_dob",
             "name_dob_swap",
+            "phonetic_dob",
             "name_dob_partial",
             "first_dob",
+            "first_sound_dob",
+            "initial_last_sound_dob",
             "phonetic_year",
+            "swapped_year",
+            "soundex_pair_year",
         ],
-        "zip": ["name_zip", "first_sound_dob_zip", "last_dob_zip"],
+        "place": [
+            "name_street",
+            "name_zip",
+            "first_sound_dob_zip",
+            "last_dob_zip",
+            "first_sound_street",
+            "initial_md_street",
+        ],
     },
 }
 
-PROFILES: Mapping[str, Mapping[str, Any]] = {"standard": STANDARD}
+# For extracts without dates of birth (wage records carry SSN and name only): names with
+# the SSN's parts and the address take the place of names with the DOB.
+NO_DOB: Mapping[str, Any] = {
+    "name": "no_dob",
+    "groups": [
+        _group("ssn", 2, ["ssn", "first_initial"], ["ssn", "last_initial"]),
+        _group("ssn_part_first", 2, ["ssn_head5", "first_soundex"], ["ssn_tail4", "first_soundex"]),
+        _group("ssn_part_last", 2, ["ssn_head5", "last_soundex"], ["ssn_tail4", "last_soundex"]),
+        _group("ssn_digits_last", 1, ["ssn_digits", "last_soundex"]),
+        _group("name_ssn_tail", 1, ["first", "last", "ssn_tail4"]),
+        _group("name_street", 1, ["first", "last", "street"]),
+        _group("name_zip", 1, ["first", "last", "zip"]),
+        _group("name_town", 1, ["first", "last", "town"]),
+        _group("first_typo_zip", _FIRST_PREFIX + 1, ["first_del", "last", "zip"]),
+        _group("last_typo_zip", _LAST_PREFIX + 1, ["first", "last_del", "zip"]),
+        _group("nickname_zip", 4, ["first_forms", "last", "zip"]),
+        _group("phonetic_zip", 1, ["first_soundex", "last_soundex", "zip"]),
+        _group("phonetic_street", 1, ["first_soundex", "last_soundex", "street"]),
+        _group("first_sound_street", 1, ["first_soundex", "street"]),
+        _group("soundex_pair_zip", 1, ["soundex_pair", "zip"]),
+        _group("initial_last_street", 1, ["first_initial", "last_soundex", "street"]),
+        _group("full_name", 1, ["first", "middle", "last"]),
+    ],
+    "features": {
+        "ssn": ["ssn", "ssn_part_first", "ssn_part_last", "ssn_digits_last", "name_ssn_tail"],
+        "name_place": [
+            "name_street",
+            "name_zip",
+            "nickname_zip",
+            "first_typo_zip",
+            "last_typo_zip",
+            "name_town",
+            "phonetic_street",
+            "phonetic_zip",
+            "soundex_pair_zip",
+            "first_sound_street",
+            "initial_last_street",
+        ],
+        "full_name": ["full_name"],
+    },
+}
+
+PROFILES: Mapping[str, Mapping[str, Any]] = {"standard": STANDARD, "no_dob": NO_DOB}
+
+
+def profile_for_fields(*cohort_fields: Iterable[str]) -> str:
+    """The built-in profile that suits the identifier fields every cohort carries.
+
+    `cohort_fields` are canonical field names present (non-empty somewhere) in each
+    cohort's extract. Without a DOB on some side, every DOB-bearing token is random fill
+    there, so the profile spends its slots on names, SSN parts and address instead.
+    """
+    shared = set.intersection(*(set(f) for f in cohort_fields)) if cohort_fields else set()
+    return "standard" if "dob" in shared else "no_dob"
 
 
 def load_profile(profile: str | Mapping[str, Any]) -> KeyProfile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nicknames import NickNamer
@@ -16,7 +17,10 @@ from protocol.records import NormalizedPerson, PersonRecord
 _PLACEHOLDERS = frozenset(
     {
         "UNKNOWN", "UNK", "NONE", "NA", "NULL", "FNU", "LNU", "NFN", "NLN", "NMN",
-        "BABY", "BABYBOY", "BABYGIRL", "XXX",
+        "BABY", "BABYBOY", "BABYGIRL", "BABYA", "BABYB", "BB", "BG", "INFANT", "INFANTBOY",
+        "INFANTGIRL", "NEWBORN", "BOY", "GIRL", "MALE", "FEMALE", "CHILD", "MINOR", "UNNAMED",
+        "NONAME", "NOFIRSTNAME", "NOLASTNAME", "OCCUPANT", "RESIDENT", "CURRENTRESIDENT",
+        "TEST", "XXX", "XX",
     }
 )  # fmt: skip
 _SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V"})
@@ -29,6 +33,17 @@ _PARTICLES = frozenset(
 )  # fmt: skip
 _WORD = re.compile(r"[A-Z]+")
 _APOSTROPHES = re.compile(r"['`]")
+# Characters that OCR and hurried typing put inside names for the letter they resemble
+# ("Wi11iams", "J0nes", "Sm|th"). Only a run that also holds a letter is read this way.
+_LOOKALIKE = str.maketrans({"0": "O", "1": "L", "|": "L", "!": "I", "5": "S", "8": "B", "$": "S"})
+_NAME_RUN = re.compile(r"[A-Z0-9|!$]+")
+_LETTER = re.compile(r"[A-Z]")
+
+
+def _letters_for_lookalikes(text: str) -> str:
+    return _NAME_RUN.sub(
+        lambda m: m[0].translate(_LOOKALIKE) if _LETTER.search(m[0]) else m[0], text
+    )
 
 
 def _ascii_upper(raw: str) -> str:
@@ -39,7 +54,7 @@ def _name_words(raw: str | None) -> list[str]:
     """A-Z words of a name, apostrophes joined and a trailing generational suffix dropped."""
     if raw is None:
         return []
-    words = _WORD.findall(_APOSTROPHES.sub("", _ascii_upper(raw)))
+    words = _WORD.findall(_letters_for_lookalikes(_APOSTROPHES.sub("", _ascii_upper(raw))))
     # Only a separate trailing word is a suffix; a lone "V" may be the whole name.
     while len(words) > 1 and words[-1] in _SUFFIXES:
         words.pop()
@@ -355,6 +370,59 @@ def parse_dob(raw: str | None, *, today: dt.date | None = None) -> DobResult:
     return DobResult(value, None)
 
 
+# Characters a keyed or scanned date holds for the digit they resemble ("2O01-O3-1l").
+_DATE_LOOKALIKE = str.maketrans(
+    {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "|": "1", "!": "1",
+     "Z": "2", "S": "5", "G": "6", "T": "7", "B": "8"}
+)  # fmt: skip
+MAX_DOB_REPAIRS = 3
+
+
+_US_COMPACT = re.compile(r"(?P<m>[0-9]{2})(?P<d>[0-9]{2})(?P<y>[0-9]{4})")
+
+
+def _readings(text: str) -> list[tuple[int, int, int]]:
+    """(year, month, day) of every known format `text` matches, US compact MMDDYYYY included."""
+    out = [parts] if (parts := _date_parts(text)) else []
+    if match := _US_COMPACT.fullmatch(text):
+        out.append((int(match["y"]), int(match["m"]), int(match["d"])))
+    return out
+
+
+def _first_date(candidates: Iterable[tuple[int, int, int]], limit: dt.date) -> dt.date | None:
+    for year, month, day in candidates:
+        try:
+            value = dt.date(year, month, day)
+        except ValueError:
+            continue
+        if _EARLIEST_DOB <= value <= limit:
+            return value
+    return None
+
+
+def dob_repairs(raw: str | None, *, today: dt.date | None = None) -> tuple[dt.date, ...]:
+    """Dates a rejected DOB most likely meant, for linkage only (the DOB itself stays missing).
+
+    Two kinds of entry error leave a DOB unreadable although its digits survive: day and
+    month keyed in each other's place where the day is over 12 (`2000-30-03`), and a
+    letter for the digit it resembles (`2OO1-O3-1l`). A date with a 2-digit year read as
+    the wrong century lands in the future (`2067` for `1967`). A valid DOB has no repairs.
+    """
+    text = (raw or "").strip()
+    if not text or parse_dob(text, today=today).value is not None:
+        return ()
+    limit = today or dt.date.today()
+    date_text = _TIME.sub("", text, count=1)
+    found: list[dt.date] = []
+    for reading in (date_text, date_text.upper().translate(_DATE_LOOKALIKE)):
+        for y, m, d in _readings(reading):
+            # As read, then day and month exchanged; a future date, a century earlier.
+            value = _first_date(((y, m, d), (y, d, m), (y - 100, m, d), (y - 100, d, m)), limit)
+            if value is not None and value not in found:
+                found.append(value)
+    return tuple(found[:MAX_DOB_REPAIRS])
+
+
 @dataclass(frozen=True)
 class SsnResult:
     """A valid 9-digit SSN, or None with the rule it broke (never echoing the digits)."""
@@ -504,6 +572,7 @@ def normalize_person(record: PersonRecord, *, today: dt.date | None = None) -> N
         last_parts=surname_parts(record.last_name),
         first_forms=first_name_forms(record.first_name),
         dob=dob.value,
+        dob_repairs=dob_repairs(record.dob, today=today) if dob.issue else (),
         sex=normalize_sex(record.sex),
         ssn=ssn.value,
         zip=normalize_zip(record.zip),

@@ -21,9 +21,20 @@ def f1(found: set[tuple[str, str]], truth: set[tuple[str, str]]) -> tuple[float,
     return precision, recall, 2 * precision * recall / (precision + recall)
 
 
-@pytest.mark.parametrize(("left_ssn", "target"), [(True, 0.995), (False, 0.985)])
-def test_f1_meets_the_targets(left_ssn: bool, target: float) -> None:
-    left, right, truth = make_pair(left=3000, right=3000, overlap=0.5, seed=2026, left_ssn=left_ssn)
+@pytest.mark.parametrize(
+    ("errors", "left_ssn", "target"),
+    [
+        ("typical", True, 0.997),
+        ("typical", False, 0.99),
+        # Errors 2.5 times as often: many records carry two at once.
+        ("heavy", True, 0.99),
+        ("heavy", False, 0.97),
+    ],
+)
+def test_f1_meets_the_targets(errors: str, left_ssn: bool, target: float) -> None:
+    left, right, truth = make_pair(
+        left=3000, right=3000, overlap=0.5, seed=2026, left_ssn=left_ssn, error_profile=errors
+    )
     spec = parse_spec({
         "name": "quality", "agreement": "Q", "kind": "match", "as_of": "2026-06-30",
         "cohorts": {"l": {"node": "L"}, "r": {"node": "R"}},
@@ -38,4 +49,4 @@ def test_f1_meets_the_targets(left_ssn: bool, target: float) -> None:
     }
     precision, recall, score = f1(found, truth)
     assert score >= target, f"precision {precision:.4f} recall {recall:.4f} F1 {score:.4f}"
-    assert spec.linkage.keys.slots <= 40
+    assert spec.linkage.keys.slots <= 48

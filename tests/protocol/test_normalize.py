@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from protocol.linkage.normalize import (
     DobResult,
     SsnResult,
+    dob_repairs,
     first_name_forms,
     normalize_name,
     normalize_person,
@@ -468,3 +469,41 @@ def test_normalize_ssn_never_raises_and_values_pass_rules(raw: str | None) -> No
     if result.value is not None:
         assert re.fullmatch(r"[0-9]{9}", result.value)
         assert _could_be_issued(result.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2000-30-03", (dt.date(2000, 3, 30),)),  # day and month exchanged, day over 12
+        ("2OO1-O3-1l", (dt.date(2001, 3, 11),)),  # letters for the digits they resemble
+        ("0|2319G3", (dt.date(1963, 1, 23),)),  # MMDDYYYY with OCR characters
+        ("2067-04-05", (dt.date(1967, 4, 5),)),  # a century too late: in the future
+        ("2004-03-07", ()),  # a valid DOB needs no repair
+        ("13/25/2001", ()),  # nothing plausible
+        ("", ()),
+    ],
+)
+def test_dob_repairs_propose_what_a_rejected_dob_meant(
+    raw: str, expected: tuple[dt.date, ...]
+) -> None:
+    assert dob_repairs(raw, today=dt.date(2026, 6, 30)) == expected
+
+
+def test_a_repaired_dob_stays_missing_and_reported() -> None:
+    person = normalize_person(PersonRecord(record_id="r", dob="2000-30-03"), today=TODAY)
+    assert person.dob is None
+    assert person.dob_repairs == (dt.date(2000, 3, 30),)
+    assert any(issue.startswith("dob:") for issue in person.issues)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Wi11iams", "WILLIAMS"), ("J0nes", "JONES"), ("5mith", "SMITH"), ("O'Brien", "OBRIEN")],
+)
+def test_lookalike_characters_inside_names_are_read_as_letters(raw: str, expected: str) -> None:
+    assert normalize_name(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["Baby Girl", "Infant", "INFANT BOY", "Occupant", "Unknown", "NFN"])
+def test_placeholder_given_names_count_as_missing(raw: str) -> None:
+    assert normalize_name(raw) is None
