@@ -6,7 +6,7 @@ is drawn by field weight (without replacement, so a careless record's errors fal
 fields), and within a field which kind of error by class weight. Agencies' conventions (middle
 names kept as initials, suffixes dropped, SSN not collected, ...) are not errors of care: they
 apply independently at the agency's rates from the `independent` table in `errors`, plus a
-street suffix written the other way in `ABBREVIATION_RATE` of records.
+street suffix written the other way in `ABBREVIATION_RATE` (8%) of records, times `q` below.
 
 Care levels (typical agency; an agency's or profile's quality factor `q` multiplies the
 ordinary and careless shares, `q` = its first-name typo rate over the typical one):
@@ -33,26 +33,26 @@ month) falls back to its field's first class.
 | - old address (moved) | 40% | 3.6% | Census CPS ASEC geographic mobility tables |
 | - house number typo | 12% | 1.1% | keyboard digits: single errors 60-95% (Verhoeff 1969) |
 | - street name typo | 14% | 1.3% | one edit per misspelling in >80% (Damerau 1964) |
-| - words split or merged | 8% | 0.7% | Christen & Pudjijono 2009 (GeCo): space inserted/deleted |
+| - words split or merged | 8% | 0.7% | a space typed or dropped; compound names vary |
 | - unit added or dropped | 14% | 1.3% | units are often left off forms (first principles) |
-| - address missing | 12% | 1.1% | GeCo missing-value corruption; optional form field |
+| - address missing | 12% | 1.1% | missing values (GeCo taxonomy); optional field |
 | first name | 17% | 5.7% | |
 | - keyboard typo | 35% | 2.0% | Damerau 1964 |
 | - nickname | 30% | 1.7% | name variants are the commonest first-name disagreement |
 | - other given name | 15% | 0.9% | known by the middle name, or a different name on file |
-| - missing | 12% | 0.7% | GeCo missing values |
+| - missing | 12% | 0.7% | missing values (GeCo taxonomy) |
 | - placeholder | 8% | 0.5% | newborns' "Baby Girl" (Joint Commission NPSG.01.01.01); "FNU" |
 | last name | 15% | 5.1% | |
 | - keyboard typo | 35% | 1.8% | Damerau 1964 |
 | - phonetic respelling | 20% | 1.0% | spoken intake; Christen 2006 name-matching study |
 | - OCR misread | 10% | 0.5% | l/1/I, O/0, rn/m (ISRI OCR accuracy tests, Rice et al. 1996) |
 | - changed surname | 20% | 1.0% | 79% of wives take the husband's name (Pew 2023); adoption |
-| - first/last swapped | 15% | 0.8% | GeCo field swap |
+| - first/last swapped | 15% | 0.8% | forms that ask for last name first |
 | DOB | 12% | 4.2% | |
 | - digit typo | 25% | 1.05% | Verhoeff 1969 single-digit errors |
 | - day/month swapped | 20% | 0.8% | US MM/DD against DD/MM elsewhere; invalid months kept raw |
 | - year off by one or ten | 15% | 0.6% | year digit slips, age-at-intake arithmetic |
-| - missing | 15% | 0.6% | GeCo missing values |
+| - missing | 15% | 0.6% | missing values (GeCo taxonomy) |
 | - household member's DOB | 12% | 0.5% | parent's or sibling's date on the child's record |
 | - future date | 8% | 0.3% | year digits reversed (2013 -> 2031) or a later year |
 | - OCR misread | 5% | 0.2% | 0/O, 1/l/|, 5/S confusions (Rice et al. 1996) |
@@ -64,7 +64,7 @@ month) falls back to its field's first class.
 | - placeholder | 8% | 0.3% | fill-ins 999-99-9999, 123-45-6789, 000-00-0000 |
 | ZIP | 8% | 2.9% | |
 | - adjacent digits swapped | 40% | 1.15% | Verhoeff 1969 |
-| - missing | 35% | 1.0% | GeCo missing values |
+| - missing | 35% | 1.0% | missing values (GeCo taxonomy) |
 | - placeholder shared by many | 25% | 0.7% | default values 00000, 99999, the office's 06101 |
 | sex | 8% | 2.9% | |
 | - missing | 60% | 1.7% | optional field |
@@ -74,6 +74,18 @@ A field is hit a little less often than 0.34 x its share when the share is large
 a little more when it is small, because a careless record's errors go to distinct fields. A
 mistyped digit becomes a neighbouring key (70%) or any other digit; "FNU" is "first name
 unknown" as federal files write it.
+
+Sources: Damerau, "A technique for computer detection and correction of spelling errors",
+CACM 1964; Verhoeff, "Error detecting decimal codes", Mathematical Centre Tracts 29, 1969
+(single-digit errors 60-95%, adjacent transpositions 10-20% of human errors with numbers);
+Christen & Pudjijono, PAKDD 2009, and Tran, Vatsalan & Christen, "GeCo", CIKM 2013 (the
+corruption taxonomy: keyboard, OCR, phonetic, missing values); Christen, "A comparison of
+personal name matching", ICDM workshops 2006; Rice, Jenkins & Nartker, "The fifth annual
+test of OCR accuracy", ISRI TR-96-01, 1996; US Census Bureau CPS ASEC geographic mobility
+tables; Pew Research Center, 2023 (79% of women in opposite-sex marriages took their
+husband's last name); SSA Office of the Inspector General audits of the Earnings Suspense
+File; The Joint Commission, NPSG.01.01.01 (distinct newborn identification, 2019). Shares
+within fields are judgement calls from these and first principles, not fitted to any corpus.
 """
 
 from __future__ import annotations

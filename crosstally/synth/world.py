@@ -51,7 +51,8 @@ class SyntheticWorld:
 
     `people` holds true identities and `facts` true per-person histories (arrays indexed by
     person); `tables` the agency extracts column-wise; `extracts` the same as `PersonRecord`
-    lists; `record_person` maps agency -> record_id -> true person index.
+    lists; `record_person` maps agency -> record_id -> true person index; `error_model` says
+    how the extracts were corrupted (`independent` or `realistic`).
     """
 
     seed: int

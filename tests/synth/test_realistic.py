@@ -21,6 +21,7 @@ from crosstally.synth import (
     generate,
     make_pair,
     make_parties,
+    realistic,
     reference,
     write_world,
 )
@@ -108,6 +109,28 @@ def test_same_seed_same_records_and_labels() -> None:
         make_pair(left=1, right=1, overlap=0.5, seed=1, error_model="sloppy")
 
 
+def test_make_pair_labels_explain_how_linked_records_differ() -> None:
+    labels: dict[str, tuple[str, ...]] = {}
+    left, right, truth = make_pair(left=4000, right=4000, overlap=1.0, seed=9,
+                                   error_model="realistic", errors_out=labels)  # fmt: skip
+    by_id = {r.record_id: r for r in left + right}
+    dob_classes = {name for name in ERROR_CLASSES if name.startswith("dob_")}
+    swapped = 0
+    for a, b in truth:
+        dob_errors = dob_classes & {*labels[a], *labels[b]}
+        same = by_id[a].dob == by_id[b].dob
+        assert same == (not dob_errors), (a, b, dob_errors)
+        if "dob_day_month" in labels[a] and not dob_classes & set(labels[b]):
+            x, y = by_id[a].dob or "", by_id[b].dob or ""
+            assert x == f"{y[:4]}-{y[8:10]}-{y[5:7]}"
+            swapped += 1
+    assert swapped > 10
+    clean: dict[str, tuple[str, ...]] = {}
+    make_pair(left=300, right=300, overlap=1.0, seed=9, error_model="realistic",
+              error_profile="clean", errors_out=clean)  # fmt: skip
+    assert set(clean.values()) == {()}
+
+
 def test_make_parties_takes_the_model_and_labels() -> None:
     labels: dict[str, tuple[str, ...]] = {}
     lists, truth = make_parties(records=300, parties=3, overlap=0.4, seed=2,
@@ -171,6 +194,24 @@ def test_every_class_appears_at_its_documented_rate(corrupted: Corrupted) -> Non
     assert expected[K.FIRST_TYPO] == pytest.approx(0.020, abs=0.0005)
     assert expected[K.SSN_TRANSPOSED] == pytest.approx(0.0042, abs=0.0002)
     assert sum(CareMix.of(1.0).counts[2:]) == pytest.approx(0.07)
+
+
+def test_the_documented_table_is_the_model() -> None:
+    doc = realistic.__doc__ or ""
+    table = doc[doc.index("| field / class |") :].split("\n\n")[0].splitlines()[2:]
+    pct = [
+        (name.strip(), float(share.strip(" %")), float(rate.strip(" %")))
+        for name, share, rate in (line.split("|")[1:4] for line in table)
+    ]
+    expected, by_field = expected_rates(), field_rates(CareMix.of(1.0))
+    model = []
+    for name, share, classes in FIELDS:
+        model.append((share, by_field[name]))
+        model += [(class_share, expected[kind]) for kind, class_share in classes]
+    assert len(pct) == len(model)
+    for (label, share, rate), (model_share, model_rate) in zip(pct, model, strict=True):
+        assert share == pytest.approx(100 * model_share), label
+        assert rate == pytest.approx(100 * model_rate, abs=0.06), label
 
 
 def _differs(a: ObjectArray, b: ObjectArray) -> BoolArray:
