@@ -1,10 +1,9 @@
-"""The hub's Fellegi–Sunter model: Splink on DuckDB, string comparators, EM training, blocking.
+"""The hub's Fellegi–Sunter model: Splink on DuckDB, trained by EM, scored over wide blocking.
 
-Comparators are DuckDB's (Jaro–Winkler, Damerau–Levenshtein) through Splink's comparison
-library; the extra levels say which data-entry errors a DIH expects (nicknames, swapped
-names, a hyphenated surname used in part, day and month swapped). u comes from random
-pairs, m from EM on two blocking passes (same DOB; same name), each training what the
-other holds fixed.
+The comparisons and blocking rules are in `crosstally.classic.comparisons`. u comes from
+random pairs; m from EM on several blocking passes (same DOB; same name; same SSN), each
+training what the others hold fixed. Exact first and last names get term-frequency
+adjustments, so a shared rare surname counts for more than a shared common one.
 """
 
 from __future__ import annotations
@@ -16,21 +15,37 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import splink.comparison_level_library as cll
-import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
+from crosstally.classic.comparisons import (
+    FIRST_SWAPPED,
+    MIDDLE_INITIAL,
+    SSN_CONSECUTIVE,
+    SSN_EXACT,
+    SSN_ONE_DIGIT,
+    SSN_TRANSPOSED,
+    Fields,
+    comparisons,
+    first_name,
+    gamma,
+    middle_name,
+    prediction_blocks,
+    ssn,
+    training_blocks,
+)
 from crosstally.classic.prepare import HUB_SCHEMA
 
 # Pairs below this match weight cannot be links at any sensible threshold; dropping them
 # keeps the scored set small for large inputs.
 MIN_WEIGHT = -4.0
-U_PAIRS = 2e6
-# Splink numbers a comparison's levels from the last (ELSE, 0) up; NULL is -1. First
-# name: exact 6, nickname 5, Jaro-Winkler >= 0.92 4, swapped 3, >= 0.8 2, initial 1.
-FIRST_ELSE, FIRST_SWAPPED = 0, 3
-# SSN: exact 2, one edit 1, different 0.
-SSN_EXACT, SSN_DIFFERENT = 2, 0
+U_PAIRS = 5e6
+# Splink numbers a comparison's levels from the last (ELSE, 0) up; NULL is -1.
+FIRST_ELSE, FIRST_CLOSE = 0, gamma(first_name(), FIRST_SWAPPED)
+SSN_DIFFERENT, SSN_SAME = 0, gamma(ssn(), SSN_EXACT)
+SSN_SWAP, SSN_TWIN = gamma(ssn(), SSN_TRANSPOSED), gamma(ssn(), SSN_CONSECUTIVE)
+SSN_DIGIT = gamma(ssn(), SSN_ONE_DIGIT)
+DOB_ELSE = 0
+MIDDLE_AGREES = gamma(middle_name(), MIDDLE_INITIAL)
 
 
 @dataclass
@@ -43,30 +58,51 @@ class ScoredPairs:
     id_r: np.ndarray
     weight: np.ndarray
     first_name_level: np.ndarray
+    middle_level: np.ndarray
     ssn_level: np.ndarray
+    dob_level: np.ndarray
     model: dict[str, Any]
 
     def __len__(self) -> int:
         return len(self.weight)
 
     def linkable(self) -> np.ndarray:
-        """Pairs a model link may join (the DIH's twin rules).
+        """Pairs a model link may join (the DIH's twin and household rules).
 
-        Twins share surname, DOB and address, often sex, and often consecutive SSNs, which
-        no independence-based model separates from typos. So a model link needs some
-        first-name agreement (at least the initial) unless the SSNs are equal, and a close
-        first name (exact, nickname, similar or swapped) when both SSNs are given and differ.
+        Twins share surname, DOB and address, often sex, and consecutive SSNs, which no
+        independence-based model separates from typos; a household shares all but the DOB,
+        and a child's record may carry a parent's SSN. So the first names must say it is
+        one person, the more so the less the SSNs do:
+
+        - first names close (exact, nickname, short form, a typo, same sound, the other's
+          middle name, swapped): any SSN;
+        - first name missing on one side: any SSN but a consecutive one (a twin's);
+        - first names loosely alike (same soundex or initial, Jaro–Winkler >= 0.8): SSNs
+          equal, missing, or one typo (one digit, two transposed) apart;
+        - first names unlike: SSNs equal (and DOBs not unlike: not a parent's SSN), or an
+          SSN missing or one typo apart when the middle names agree (twins rarely share one).
         """
-        first, ssn = self.first_name_level, self.ssn_level
-        some_first = (first != FIRST_ELSE) | (ssn == SSN_EXACT)
-        ssn_differs = (ssn >= SSN_DIFFERENT) & (ssn < SSN_EXACT)
-        allowed: np.ndarray = some_first & ~(ssn_differs & (first < FIRST_SWAPPED))
+        first, middle, ssn_, dob_ = (
+            self.first_name_level,
+            self.middle_level,
+            self.ssn_level,
+            self.dob_level,
+        )
+        close = first >= FIRST_CLOSE
+        missing = first < FIRST_ELSE
+        loose = (first > FIRST_ELSE) & ~close
+        unlike = first == FIRST_ELSE
+        same = ssn_ == SSN_SAME
+        typo = (ssn_ == SSN_SWAP) | (ssn_ == SSN_DIGIT)
+        no_ssn = ssn_ < SSN_DIFFERENT
+        allowed: np.ndarray = (
+            close
+            | (missing & (ssn_ != SSN_TWIN))
+            | (loose & (same | typo | no_ssn))
+            | (unlike & same & (dob_ != DOB_ELSE))
+            | (unlike & (typo | no_ssn) & (middle >= MIDDLE_AGREES))
+        )
         return allowed
-
-
-def _filled_in(tables: Sequence[pa.Table], column: str) -> int:
-    """How many sources fill the column somewhere; below two the comparison says nothing."""
-    return sum(1 for t in tables if t.column(column).null_count < len(t))
 
 
 def _shared(tables: Sequence[pa.Table], columns: Sequence[str]) -> bool:
@@ -81,133 +117,14 @@ def _shared(tables: Sequence[pa.Table], columns: Sequence[str]) -> bool:
     return False
 
 
-def _names() -> list[cl.CustomComparison]:
-    first = cl.CustomComparison(
-        output_column_name="first_name",
-        comparison_levels=[
-            cll.NullLevel("first_name"),
-            cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
-            cll.CustomLevel(
-                "list_has_any(first_forms_l, first_forms_r)", label_for_charts="nickname"
-            ),
-            cll.JaroWinklerLevel("first_name", 0.92),
-            # Each side of a swap counts in its own comparison: a full swap scores in both.
-            cll.CustomLevel("first_name_l = last_name_r", label_for_charts="first is last"),
-            cll.JaroWinklerLevel("first_name", 0.8),
-            cll.CustomLevel(
-                "substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
-                label_for_charts="same initial",
-            ),
-            cll.ElseLevel(),
-        ],
-    )
-    last = cl.CustomComparison(
-        output_column_name="last_name",
-        comparison_levels=[
-            cll.NullLevel("last_name"),
-            cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
-            cll.CustomLevel(
-                "list_has_any(last_parts_l, last_parts_r)", label_for_charts="surname part"
-            ),
-            cll.JaroWinklerLevel("last_name", 0.92),
-            cll.CustomLevel("last_name_l = first_name_r", label_for_charts="last is first"),
-            cll.JaroWinklerLevel("last_name", 0.8),
-            cll.ElseLevel(),
-        ],
-    )
-    return [first, last]
-
-
-def _dob() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="dob",
-        comparison_levels=[
-            cll.NullLevel("dob"),
-            cll.ExactMatchLevel("dob"),
-            cll.CustomLevel(
-                "birth_year_l = birth_year_r AND birth_month_l = birth_day_r "
-                "AND birth_day_l = birth_month_r",
-                label_for_charts="day and month swapped",
-            ),
-            cll.CustomLevel(
-                "(birth_year_l = birth_year_r)::INT + (birth_month_l = birth_month_r)::INT "
-                "+ (birth_day_l = birth_day_r)::INT = 2",
-                label_for_charts="two of year, month, day",
-            ),
-            cll.ElseLevel(),
-        ],
-    )
-
-
-def _ssn() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="ssn",
-        comparison_levels=[
-            cll.NullLevel("ssn"),
-            cll.ExactMatchLevel("ssn"),
-            cll.DamerauLevenshteinLevel("ssn", 1),
-            cll.ElseLevel(),
-        ],
-    )
-
-
-def _location() -> cl.CustomComparison:
-    # One comparison for street, ZIP and town: they are far from independent.
-    return cl.CustomComparison(
-        output_column_name="location",
-        comparison_levels=[
-            cll.And(cll.NullLevel("zip"), cll.NullLevel("town"), cll.NullLevel("street")),
-            cll.And(cll.ExactMatchLevel("street"), cll.ExactMatchLevel("zip")),
-            cll.ExactMatchLevel("zip"),
-            cll.ExactMatchLevel("town"),
-            cll.ElseLevel(),
-        ],
-    )
-
-
-def _sex() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="sex",
-        comparison_levels=[cll.NullLevel("sex"), cll.ExactMatchLevel("sex"), cll.ElseLevel()],
-    )
-
-
-def _middle() -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name="middle_initial",
-        comparison_levels=[
-            cll.NullLevel("middle_initial"),
-            cll.ExactMatchLevel("middle_initial"),
-            cll.ElseLevel(),
-        ],
-    )
-
-
-PREDICTION_BLOCKS: list[Any] = [
-    block_on("ssn"),
-    block_on("dob"),
-    block_on("first_name", "last_name"),
-    block_on("soundex_last", "birth_year"),
-    block_on("soundex_first", "birth_year", "zip"),
-    block_on("soundex_first", "soundex_last"),
-    block_on("first_name", "zip"),
-    block_on("last_name", "zip"),
-    "l.first_name = r.last_name AND l.last_name = r.first_name",
-]
-
-
-def settings_for(tables: Sequence[pa.Table], prior: float) -> SettingsCreator:
-    """The model for these sources; comparisons on columns a source never fills are left out."""
-    comparisons: list[Any] = [*_names(), _dob()]
-    if _filled_in(tables, "ssn") >= 2:
-        comparisons.append(_ssn())
-    comparisons += [_sex(), _middle(), _location()]
+def settings_for(fields: Fields, prior: float) -> SettingsCreator:
+    """The model for these sources; comparisons on fields no two sources fill are left out."""
     return SettingsCreator(
         link_type="link_only",
         probability_two_random_records_match=prior,
         unique_id_column_name="unique_id",
-        comparisons=comparisons,
-        blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
+        comparisons=list[Any](comparisons(fields)),
+        blocking_rules_to_generate_predictions=prediction_blocks(fields),
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=True,
     )
@@ -224,18 +141,20 @@ def score_pairs(tables: Sequence[pa.Table], *, prior: float, seed: int = 2026) -
     for table in tables:
         if table.schema != HUB_SCHEMA:
             raise ValueError("hub tables must come from crosstally.classic.prepare.hub_table")
-    with_ssn = _filled_in(tables, "ssn") >= 2
+    fields = Fields.of(tables)
+    if not (comparisons(fields) and prediction_blocks(fields)):
+        return _nothing_scored()
     db = DuckDBAPI()
     try:
         frames = [db.register(t, table_name=f"source_{i}") for i, t in enumerate(tables)]
         # Splink's own log lines would interleave with the progress display.
-        linker = Linker(frames, settings_for(tables, prior), log_level=logging.ERROR)
+        linker = Linker(frames, settings_for(fields, prior), log_level=logging.ERROR)
         training = linker.training
         # One chunk with a seed: reproducible, and faster than Splink's default probing here.
         training.estimate_u_using_random_sampling(
             max_pairs=U_PAIRS, seed=seed, min_count_per_level=None, num_chunks=1
         )
-        for columns in (("dob",), ("first_name", "last_name")):
+        for columns in training_blocks(fields):
             # With no pair agreeing on the rule (tiny inputs) there is nothing to learn, and
             # Splink's default m values stand in.
             if _shared(tables, columns):
@@ -245,9 +164,14 @@ def score_pairs(tables: Sequence[pa.Table], *, prior: float, seed: int = 2026) -
         predictions = linker.inference.predict(
             threshold_match_weight=MIN_WEIGHT, warning_mode="never"
         )
+        first = "gamma_first_name" if fields.names else "-1"
+        same_ssn = "gamma_ssn" if fields.ssn else "-1"
+        middle = "gamma_middle_name" if fields.middle else "-1"
+        birth = "gamma_dob" if fields.dob else "-1"
         wanted = predictions.query_sql(
             "SELECT source_dataset_l, unique_id_l, source_dataset_r, unique_id_r, match_weight, "
-            f"gamma_first_name, {'gamma_ssn' if with_ssn else '-1'} AS gamma_ssn FROM {{this}}"
+            f"{first} AS first_level, {middle} AS middle_level, {same_ssn} AS ssn_level, "
+            f"{birth} AS dob_level FROM {{this}}"
         )
         arrow: pa.Table = wanted.as_duckdbpyrelation().to_arrow_table()
         model = linker.misc.save_model_to_json()
@@ -259,7 +183,18 @@ def score_pairs(tables: Sequence[pa.Table], *, prior: float, seed: int = 2026) -
         source_r=arrow.column("source_dataset_r").to_numpy(zero_copy_only=False),
         id_r=arrow.column("unique_id_r").to_numpy(),
         weight=arrow.column("match_weight").to_numpy(),
-        first_name_level=arrow.column("gamma_first_name").to_numpy(),
-        ssn_level=arrow.column("gamma_ssn").to_numpy(),
+        first_name_level=arrow.column("first_level").to_numpy(),
+        middle_level=arrow.column("middle_level").to_numpy(),
+        ssn_level=arrow.column("ssn_level").to_numpy(),
+        dob_level=arrow.column("dob_level").to_numpy(),
         model=model,
     )
+
+
+def _nothing_scored() -> ScoredPairs:
+    """No field two sources share: there is no model to train and no pair to score."""
+    empty = np.zeros(0, dtype=np.int64)
+    return ScoredPairs(
+        np.zeros(0, dtype=object), empty, np.zeros(0, dtype=object), empty,
+        np.zeros(0), empty, empty, empty, empty, {},
+    )  # fmt: skip

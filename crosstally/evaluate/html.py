@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from crosstally.evaluate import svg
+from crosstally.evaluate.by_error import RecallRow
 from crosstally.evaluate.inputs import AgencyInput, redacted
 from crosstally.evaluate.pair import METHODS, PairEvaluation
 
@@ -60,6 +61,33 @@ def _methods_table(ev: PairEvaluation) -> str:
         for label, values in rows
     )
     return f"<table><tr><th>measure</th>{head}</tr>{body}</table>"
+
+
+def _error_recall(ev: PairEvaluation) -> str:
+    """Recall by error class and by number of errors, when the truth names the classes."""
+    by_error = ev.error_recall()
+    if by_error is None:
+        return ""
+    head = "".join(
+        f"<th>{escape(SHORT[m])} found</th><th>{escape(SHORT[m])} recall</th>" for m in METHODS
+    )
+
+    def rows(table: list[RecallRow]) -> str:
+        return "".join(
+            f"<tr><td>{escape(r.label)}</td><td>{r.pairs:,}</td>"
+            + "".join(f"<td>{r.found[m]:,}</td><td>{_num(r.recall(m))}</td>" for m in METHODS)
+            + "</tr>"
+            for r in table
+        )
+
+    return (
+        "<h2>Recall by error class</h2><p class='note'>A true pair carries every error class "
+        "of either of its records; a pair with several classes counts in each.</p>"
+        f"<table><tr><th>error class</th><th>true pairs</th>{head}</tr>"
+        f"{rows(by_error.classes)}</table>"
+        f"<h3>By number of errors on the pair</h3><table><tr><th>errors</th>"
+        f"<th>true pairs</th>{head}</tr>{rows(by_error.by_count)}</table>"
+    )
 
 
 def _charts(ev: PairEvaluation) -> str:
@@ -232,6 +260,7 @@ key profile “{escape(ev.keys)}” · generated {dt.date.today().isoformat()}</
 <h2>Results</h2>{_methods_table(ev)}
 <p class="note">Classic links by rule: {escape(rules)}. Links are record pairs: when an
 agency holds several records of one person, every pair of their records counts.</p>
+{_error_recall(ev)}
 <h2>Charts</h2>{_charts(ev)}
 <h2>What each party saw</h2>{_visibility(ev)}
 <p class="note">The classic hub needs every identifier in the clear to link. The PET

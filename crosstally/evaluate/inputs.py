@@ -17,8 +17,10 @@ from crosstally.extract import (
 )
 from protocol.records import PersonRecord
 
-# Without these neither method can link anything; SSN is optional (K-12 records have none).
-REQUIRED = ("first_name", "last_name", "dob")
+# Without names and a date of birth or an SSN neither method can link anything: K-12
+# records have no SSN, wage records no date of birth.
+REQUIRED = ("first_name", "last_name")
+ONE_OF = ("dob", "ssn")
 _QUOTED = re.compile(r"'[^']*'")
 
 
@@ -44,17 +46,25 @@ def load_input(path: Path, column_map: ColumnMap | None, *, side: str) -> Agency
     mapping = column_map or ColumnMap()
     extract = read_extract(path, mapping)
     missing = [c for c in REQUIRED if c not in extract.columns]
+    if not any(c in extract.columns for c in ONE_OF):
+        missing.append(" or ".join(ONE_OF))
     if missing:
-        named = ", ".join(
-            repr(c) if mapping.source(c) == c else f"{c!r} (mapped to column {mapping.source(c)!r})"
-            for c in missing
-        )
+        named = ", ".join(_named(c, mapping) for c in missing)
         raise ExtractError(
             f"{path}: required column(s) {named} not found. Linkage needs first_name, last_name "
-            f"and dob; the file has {', '.join(extract.columns) or 'no columns'}. Rename the "
-            'columns or map them with --map MAP.toml, e.g. [columns] dob = "BIRTH_DATE"'
+            f"and at least one of dob or ssn; the file has "
+            f"{', '.join(extract.columns) or 'no columns'}. Rename the columns or map them "
+            'with --map MAP.toml, e.g. [columns] dob = "BIRTH_DATE"'
         )
     return AgencyInput(side, extract, quality_profile(extract))
+
+
+def _named(column: str, mapping: ColumnMap) -> str:
+    """A missing column as the message names it, with the source column it was mapped to."""
+    if " or " in column:
+        return " or ".join(_named(c, mapping) for c in column.split(" or "))
+    source = mapping.source(column)
+    return repr(column) if source == column else f"{column!r} (mapped to column {source!r})"
 
 
 def redacted(problem: RowProblem) -> str:

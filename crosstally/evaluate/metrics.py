@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Collection, Set
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crosstally.extract import ExtractError
@@ -13,15 +13,22 @@ Pair = tuple[str, str]
 PAIR_COLUMNS = ("left_id", "right_id")
 # `crosstally synth` writes every record's true person; pairs follow from it.
 PERSON_COLUMNS = ("record_id", "person_id")
+# Its optional fourth column: the record's error classes, ';'-separated ('' when clean).
+ERRORS_COLUMN = "errors"
 
 
 @dataclass(frozen=True)
 class Truth:
-    """True (left id, right id) pairs among the loaded records, and what had to be dropped."""
+    """True (left id, right id) pairs among the loaded records, and what had to be dropped.
+
+    `errors` maps a record id to its error classes when the truth file names them (synth's
+    `errors` column), else it is None.
+    """
 
     pairs: frozenset[Pair]
     source: str
     unknown: int  # pairs naming a record id that is not among the loaded records
+    errors: Mapping[str, tuple[str, ...]] | None = field(default=None, compare=False)
 
 
 def read_truth(path: Path, left_ids: Collection[str], right_ids: Collection[str]) -> Truth:
@@ -34,10 +41,12 @@ def read_truth(path: Path, left_ids: Collection[str], right_ids: Collection[str]
         reader = csv.DictReader(handle)
         header = [h.strip() for h in reader.fieldnames or []]
         reader.fieldnames = header
+        errors: dict[str, tuple[str, ...]] | None = None
         if set(PAIR_COLUMNS) <= set(header):
             raw = {(row["left_id"].strip(), row["right_id"].strip()) for row in reader}
         elif set(PERSON_COLUMNS) <= set(header):
-            raw = _pairs_by_person(reader, left_ids, right_ids)
+            errors = {} if ERRORS_COLUMN in header else None
+            raw = _pairs_by_person(reader, left_ids, right_ids, errors)
         else:
             raise ExtractError(
                 f"truth file {path}: needs columns {','.join(PAIR_COLUMNS)} (true pairs of record "
@@ -46,16 +55,23 @@ def read_truth(path: Path, left_ids: Collection[str], right_ids: Collection[str]
             )
     left, right = set(left_ids), set(right_ids)
     known = frozenset(p for p in raw if p[0] in left and p[1] in right)
-    return Truth(known, str(path), len(raw) - len(known))
+    return Truth(known, str(path), len(raw) - len(known), errors)
 
 
 def _pairs_by_person(
-    reader: csv.DictReader[str], left_ids: Collection[str], right_ids: Collection[str]
+    reader: csv.DictReader[str],
+    left_ids: Collection[str],
+    right_ids: Collection[str],
+    errors: dict[str, tuple[str, ...]] | None,
 ) -> set[Pair]:
+    """True pairs from each record's person; fills `errors` for loaded records if given."""
     left, right = set(left_ids), set(right_ids)
     sides: dict[str, tuple[list[str], list[str]]] = {}
     for row in reader:
         record, person = row["record_id"].strip(), row["person_id"].strip()
+        if errors is not None and (record in left or record in right):
+            text = row.get(ERRORS_COLUMN) or ""
+            errors[record] = tuple(sorted({c.strip() for c in text.split(";") if c.strip()}))
         if record in left:
             sides.setdefault(person, ([], []))[0].append(record)
         elif record in right:

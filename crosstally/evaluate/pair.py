@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from crosstally.classic.link import link_sources
+from crosstally.evaluate.by_error import ErrorRecall, recall_by_error
 from crosstally.evaluate.inputs import AgencyInput, redacted
 from crosstally.evaluate.metrics import (
     Concordance,
@@ -66,6 +67,10 @@ class PairEvaluation:
     def concordance(self) -> Concordance:
         return concordance(self.classic.pairs, self.pet.pairs)
 
+    def error_recall(self) -> ErrorRecall | None:
+        """Recall by error class for both methods; None unless the truth names classes."""
+        return recall_by_error(self.truth, {m: self.method(m).pairs for m in METHODS})
+
     def to_json(self) -> dict[str, Any]:
         methods: dict[str, Any] = {}
         for name in METHODS:
@@ -76,6 +81,7 @@ class PairEvaluation:
                 "true_links": q.true_links, **run.details,
             }  # fmt: skip
         agreement = self.concordance()
+        by_error = self.error_recall()
         return {
             "left_records": len(self.left.records),
             "right_records": len(self.right.records),
@@ -88,6 +94,7 @@ class PairEvaluation:
                 "pairs": len(self.truth.pairs),
                 "pairs_naming_unknown_records": self.truth.unknown,
             },
+            "recall_by_error": None if by_error is None else by_error.to_json(),
             "discordant_sample": {
                 "classic_only": discordant_sample(
                     agreement.classic_only, self.truth, self.sample_size

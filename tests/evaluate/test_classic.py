@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections import Counter
 
 import pytest
@@ -32,6 +34,43 @@ def test_classic_linkage_quality_on_generated_pairs(left_ssn: bool, target: floa
     assert rules["name+dob"] > 0 and rules["model"] > 0
     assert (rules["ssn+dob"] > 0) == left_ssn
     assert set(rules) <= {p.name for p in PASSES} | {"model"}
+
+
+def without(records: list[PersonRecord], *fields: str) -> list[PersonRecord]:
+    return [dataclasses.replace(r, **dict.fromkeys(fields)) for r in records]
+
+
+@pytest.mark.parametrize(
+    ("dropped", "target"),
+    [(("dob",), 0.98), (("address", "zip", "town"), 0.99), (("ssn",), 0.99)],
+    ids=["no DOB (wage data)", "no address (benefits data)", "no SSN (K-12)"],
+)
+def test_fields_absent_from_one_extract_drop_their_comparisons(
+    dropped: tuple[str, ...], target: float
+) -> None:
+    left, right, truth = make_pair(left=1500, right=1500, overlap=0.5, seed=2027)
+    hub = link_sources({"left": left, "right": without(right, *dropped)})
+    precision, recall, score = f1(hub.record_pairs("left", "right"), truth)
+    assert score >= target, f"precision {precision:.4f} recall {recall:.4f} F1 {score:.4f}"
+    assert hub.scores is not None
+    compared = {c["output_column_name"] for c in hub.scores.model["comparisons"]}
+    absent = {"dob": "dob", "address": "location", "ssn": "ssn"}[dropped[0]]
+    assert absent not in compared and {"first_name", "last_name"} <= compared
+
+
+@pytest.mark.skipif(
+    "error_model" not in inspect.signature(make_pair).parameters,
+    reason="make_pair has no realistic error model yet",
+)
+def test_classic_linkage_quality_on_a_realistic_pair() -> None:
+    # Errors come together in careless records: two to four in one record.
+    left, right, truth = make_pair(
+        left=1500, right=1500, overlap=0.5, seed=2026, error_model="realistic"
+    )
+    precision, recall, score = f1(
+        link_sources({"l": left, "r": right}).record_pairs("l", "r"), truth
+    )
+    assert score >= 0.99, f"precision {precision:.4f} recall {recall:.4f} F1 {score:.4f}"
 
 
 def test_a_source_groups_its_own_records_of_one_person() -> None:

@@ -71,6 +71,7 @@ def test_json_has_the_documented_shape_and_consistent_values(
         assert method["true_links"] == pytest.approx(method["recall"] * truth_pairs)
         assert 0 < method["match_rate"] <= 1 and method["seconds"] > 0
     assert classic["f1"] >= 0.98
+    assert data["recall_by_error"] is None  # left_id,right_id truth names no error classes
     counts = data["concordance"]
     assert counts["both"] + counts["classic_only"] == classic["links"]
     assert counts["both"] + counts["pet_only"] == pet["links"]
@@ -115,20 +116,68 @@ def test_without_truth_quality_figures_are_null(
     assert "precision, recall and F1 are not available" in result.output
 
 
-def test_a_missing_required_column_names_the_file_and_column(
+def write_without(source: Path, path: Path, dropped: set[str]) -> list[dict[str, str]]:
+    """The extract without the dropped columns; returns its rows."""
+    records = rows(source)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [c for c in records[0] if c not in dropped])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k not in dropped} for r in records)
+    return records
+
+
+def test_an_extract_without_dob_or_ssn_is_refused_naming_both(
     world_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    records = rows(world_files["jbcssd"])
-    broken = tmp_path / "no_dob.csv"
-    with broken.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, [c for c in records[0] if c != "dob"])
-        writer.writeheader()
-        writer.writerows({k: v for k, v in r.items() if k != "dob"} for r in records)
+    broken = tmp_path / "names_only.csv"
+    write_without(world_files["jbcssd"], broken, {"dob", "ssn"})
     result = evaluate("--left", world_files["dcf"], "--right", broken)
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert f"{broken}: required column(s) 'dob' not found" in message
+    assert f"{broken}: required column(s) 'dob' or 'ssn' not found" in message
+    assert "needs first_name, last_name and at least one of dob or ssn" in message
     assert "--map" in message
+    no_name = tmp_path / "no_last.csv"
+    write_without(world_files["jbcssd"], no_name, {"last_name"})
+    result = evaluate("--left", world_files["dcf"], "--right", no_name)
+    assert result.exit_code == 2
+    assert f"{no_name}: required column(s) 'last_name' not found" in " ".join(result.output.split())
+
+
+def test_an_extract_without_dob_links_and_reports_recall_by_error_class(
+    world_files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Wage records carry no date of birth: the right extract has SSNs but no dob column.
+    no_dob = tmp_path / "jb_no_dob.csv"
+    right = write_without(world_files["jbcssd"], no_dob, {"dob"})
+    right_ids = {r["record_id"] for r in right}
+    truth = tmp_path / "truth.csv"
+    with truth.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["agency", "record_id", "person_id", "errors"])
+        for row in rows(world_files["truth"]):
+            classes = "dob_missing" if row["record_id"] in right_ids else ""
+            writer.writerow([row["agency"], row["record_id"], row["person_id"], classes])
+    result = evaluate(
+        "--left", world_files["dcf"], "--right", no_dob, "--truth", truth,
+        "--json", tmp_path / "r.json", "--html", tmp_path / "r.html",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    classic, pet = data["methods"]["classic"], data["methods"]["pet"]
+    assert classic["f1"] >= 0.97, classic
+    assert pet["links"] > 0
+    by_error = data["recall_by_error"]
+    # Every true pair has the right record's class; nothing else was named.
+    assert [c["class"] for c in by_error["classes"]] == ["dob_missing"]
+    row = by_error["classes"][0]
+    assert row["pairs"] == data["truth"]["pairs"]
+    for name, method in (("classic", classic), ("pet", pet)):
+        assert row[name]["found"] == method["true_links"]
+    assert [b["errors"] for b in by_error["by_error_count"]] == ["0", "1", "2", "3+"]
+    assert by_error["by_error_count"][1]["pairs"] == data["truth"]["pairs"]
+    html = (tmp_path / "r.html").read_text()
+    assert "Recall by error class" in html and "dob_missing" in html
 
 
 def test_duplicate_ids_and_broken_rows_are_reported_and_the_rest_is_linked(
