@@ -33,6 +33,14 @@ class Comparison:
 
     names: tuple[str, ...]
     bits: tuple[tuple[int, ...], ...]
+    # A pair may link only if it agrees on one of these groups (a bit mask; 0: any pair).
+    linkable: int = 0
+
+    def may_link(self, patterns: IntArray) -> npt.NDArray[np.bool_]:
+        """Which patterns satisfy the profile's rule for a link (all of them without one)."""
+        if not self.linkable:
+            return np.ones(len(patterns), dtype=bool)
+        return (patterns & self.linkable) != 0
 
     def levels(self, patterns: IntArray) -> IntArray:
         """Level of each pattern on each feature: index of the best agreeing group, else len."""

@@ -246,7 +246,25 @@ class KeyProfile:
         listed = {g for _, members in self.features for g in members}
         features = [(name, tuple(bit[g] for g in members)) for name, members in self.features]
         features += [(g.name, (bit[g.name],)) for g in self.groups if g.name not in listed]
-        return Comparison(tuple(n for n, _ in features), tuple(b for _, b in features))
+        return Comparison(
+            tuple(n for n, _ in features), tuple(b for _, b in features), self.linkable_mask
+        )
+
+    @property
+    def linkable_mask(self) -> int:
+        """Groups that show the given name or the SSN agree: a link needs one of them.
+
+        Twins and siblings share surname, DOB and address; nothing but the given name (or
+        the SSN) tells them apart, so agreement on the other identifiers alone, however
+        strong, never makes a link. A group counts when each of its templates reads the
+        given name (any form of it) or each reads the SSN.
+        """
+        mask = 0
+        for bit, group in enumerate(self.groups):
+            ids = [template_identifiers(t) for t in group.templates]
+            if all("given" in i for i in ids) or all("ssn" in i for i in ids):
+                mask |= 1 << bit
+        return mask
 
     @property
     def slots(self) -> int:

@@ -103,7 +103,9 @@ def score_pair(
         comparison.sizes,
     )
     model = fit_em(vectors, vector_counts, sizes=comparison.sizes, u=u)
-    pattern_score = dict(zip(uniq.tolist(), model.log_odds(levels).tolist(), strict=True))
+    # Patterns the profile's rule does not let link keep their place in EM but never link.
+    pattern_log_odds = np.where(comparison.may_link(uniq), model.log_odds(levels), -np.inf)
+    pattern_score = dict(zip(uniq.tolist(), pattern_log_odds.tolist(), strict=True))
     score = np.array([pattern_score[p] for p in patterns.tolist()], dtype=np.float64)
     return PairLinks(names[0], names[1], model, len(ia), ia, ib, score)
 

@@ -156,3 +156,15 @@ def test_an_empty_cohort_links_nothing_and_keeps_the_other_rows() -> None:
     assert sorted(map(str, result.entities)) == ["{'b': 0}", "{'b': 1}"]
     one = np.array([[1, 2, 3, 4]], dtype=np.int64)
     assert link_cohorts({"a": one, "b": b}, SLICES, BINARY).links("a", "b") == [(0, 0)]
+
+
+def test_twins_never_link_without_given_name_or_ssn_evidence() -> None:
+    from protocol.linkage.keys import load_profile
+
+    profile = load_profile("standard")
+    names = [g.name for g in profile.groups]
+    twin_like = 1 << names.index("last_dob_zip")  # surname, DOB and ZIP agree, nothing else
+    with_given = twin_like | (1 << names.index("first_sound_dob"))
+    with_ssn = twin_like | (1 << names.index("ssn"))
+    allowed = profile.comparison.may_link(np.array([twin_like, with_given, with_ssn]))
+    assert allowed.tolist() == [False, True, True]
