@@ -40,7 +40,8 @@ class Comparison:
         """Which patterns satisfy the profile's rule for a link (all of them without one)."""
         if not self.linkable:
             return np.ones(len(patterns), dtype=bool)
-        return (patterns & self.linkable) != 0
+        allowed: npt.NDArray[np.bool_] = (patterns & self.linkable) != 0
+        return allowed
 
     def levels(self, patterns: IntArray) -> IntArray:
         """Level of each pattern on each feature: index of the best agreeing group, else len."""
