@@ -19,9 +19,7 @@ def released_table(title: str, table: ReleasedTable) -> Table:
     for dim in table.dimensions:
         out.add_column(dim)
     out.add_column("count", justify="right")
-    for cell in table.cells:
-        if cell.count == 0 and cell.status == "released":
-            continue
+    for cell in table.cells:  # zeros too: the notes say how a count of 0 is shown
         shown = str(cell.count) if cell.count is not None else f"* ({cell.status})"
         out.add_row(*cell.key, shown)
     total = table.total

@@ -24,6 +24,7 @@ from services.hub.nodes.models import Node
 from services.hub.queries import service as queries
 from services.hub.queries.models import Query
 from services.hub.results.models import Result
+from services.hub.tasks import service as tasks
 from services.wire import ResultOut, TallyReceipt, tally_message
 
 _BAD_SIGNATURE = "the tally's signature does not verify: tampered, truncated or from another node"
@@ -101,6 +102,7 @@ def accept_tally(
                 "suppressed": sum(1 for s in statuses if s != "released"),
             },
         )
+        tasks.tally_sent(session=session, query_id=query_id, agency=agency, now=now)
         queries.end(session=session, query=query, status="released", now=now)
         return TallyReceipt(query_id=query_id, status="released")
 
@@ -116,8 +118,14 @@ def read(*, session: Session, query_id: str, reader: Principal, now: dt.datetime
             "ask its data stewards to add you"
         )
     result = session.get(Result, query_id)
+    if result is None and query.status in ("failed", "cancelled"):
+        why = f": {query.error}" if query.error else ""
+        raise Gone(f"query {query_id} {query.status}{why}; it will not be released")
     if result is None:
-        raise NotFound(f"query {query_id} has no released result yet (status {query.status})")
+        raise NotFound(
+            f"query {query_id} has no released result yet (it is {query.status}); "
+            "`crosstally query result --wait` waits for it"
+        )
     if result.table is None:
         raise Gone(f"query {query_id}'s result was destroyed at its agreement's destruction date")
     audit.record(

@@ -117,8 +117,9 @@ def _leased(
     queries.load(session=session, query_id=task.query_id, lock=True)
     session.refresh(task, with_for_update=True)
     same = secrets.compare_digest(task.lease_token or "", lease_token)
-    if ended_ok and same and task.status == "cancelled":
-        return None  # the query ended while the node worked (e.g. this step released it)
+    if ended_ok and same and task.status in ("cancelled", "done"):
+        # The query ended while the node worked, or this step's tally released it.
+        return None
     if task.status != "leased" or not same:
         raise Conflict(
             f"task {task_id} is no longer leased to you (lease expired and it was re-offered, "
@@ -141,6 +142,29 @@ def heartbeat(
     task.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
     task.updated_at = now
     return task.lease_expires_at
+
+
+def tally_sent(*, session: Session, query_id: str, agency: str, now: dt.datetime) -> None:
+    """The joiner's tally arrived: the join step that sent it is done, not cancelled with
+    what the release leaves open (the node's own `complete` then finds it done)."""
+    tasks = session.scalars(
+        select(Task).where(
+            Task.query_id == query_id,
+            Task.node == agency,
+            Task.kind == "join",
+            Task.status == "leased",
+        )
+    )
+    for task in tasks:
+        task.status, task.updated_at = "done", now  # the lease token stays for its `complete`
+        audit.record(
+            session=session,
+            at=now,
+            actor=f"node:{agency}",
+            action="task.completed",
+            query_id=query_id,
+            detail={"task": task.id, "kind": task.kind, "sent": "tally"},
+        )
 
 
 def complete(
