@@ -138,7 +138,11 @@ def evaluate(
     map_: Path | None = typer.Option(None, "--map", help="column map (TOML) for both extracts"),
     left_map: Path | None = typer.Option(None, help="column map for the left extract only"),
     right_map: Path | None = typer.Option(None, help="column map for the right extract only"),
-    keys: str = typer.Option("standard", help="match-key profile of the private protocol"),
+    keys: str = typer.Option(
+        "auto",
+        help="match-key profile of the private protocol (auto: standard, or no_dob when an "
+        "extract has no DOB)",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="write the results as JSON"),
     html_out: Path | None = typer.Option(None, "--html", help="write a self-contained HTML report"),
     scenario: str | None = typer.Option(

@@ -75,7 +75,8 @@ def run_pair_command(
     from crosstally.evaluate.pair import evaluate_pair
     from protocol.linkage.keys import load_profile
 
-    load_profile(keys)  # an unknown profile fails before any work
+    if keys != "auto":
+        load_profile(keys)  # an unknown profile fails before any work
     left_map, right_map = _map(maps[0]), _map(maps[1])
     with progress_steps(console, PAIR_STEPS) as step:
         step(f"reading {left}")

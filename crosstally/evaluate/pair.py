@@ -122,7 +122,7 @@ def evaluate_pair(
     right: AgencyInput,
     *,
     truth_path: Path | None = None,
-    keys: str = "standard",
+    keys: str = "auto",
     as_of: dt.date | None = None,
     step: Step | None = None,
     sample_size: int = 20,

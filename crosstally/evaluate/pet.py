@@ -19,7 +19,8 @@ import numpy as np
 
 from protocol.blinding import make_engine
 from protocol.driver import NodeData, ShuffleTrace, TallyRun, run_tally, traced_entities
-from protocol.records import PersonRecord
+from protocol.linkage.keys import profile_for_fields
+from protocol.records import IDENTIFIER_FIELDS, PersonRecord
 from protocol.spec import QuerySpec, parse_spec
 
 LEFT_NODE, RIGHT_NODE = "LEFT", "RIGHT"
@@ -51,15 +52,29 @@ class PetLinkage:
     model: dict[str, Any]
 
 
+AUTO_KEYS = "auto"
+
+
+def _filled(records: Sequence[PersonRecord]) -> set[str]:
+    """Identifier fields that at least one record holds."""
+    return {f for f in IDENTIFIER_FIELDS if any(r.value(f) for r in records)}
+
+
 def run_pet(
     left: Sequence[PersonRecord],
     right: Sequence[PersonRecord],
     *,
     columns: tuple[Sequence[str], Sequence[str]],
-    keys: str = "standard",
+    keys: str = "auto",
     as_of: dt.date,
 ) -> PetLinkage:
-    """Run the private tally on the two extracts and read its links back as record pairs."""
+    """Run the private tally on the two extracts and read its links back as record pairs.
+
+    `keys="auto"` takes the built-in profile that suits the fields both extracts fill
+    (`standard`, or `no_dob` when one side has no DOB at all).
+    """
+    if keys == AUTO_KEYS:
+        keys = profile_for_fields(*(_filled(records) for records in (left, right)))
     spec = pair_spec(keys=keys, as_of=as_of)
     data = {LEFT_NODE: NodeData(left, columns[0]), RIGHT_NODE: NodeData(right, columns[1])}
     trace = ShuffleTrace()
