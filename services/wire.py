@@ -84,50 +84,21 @@ class ErrorBody(Wire):
     error: ErrorDetail
 
 
-CohortLabel = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-AGE_GROUPS = ["0-13", "14-17", "18-21", "22-26", "27+"]  # a spec's default age groups
-
-
-class LinkageTerms(Wire):
-    """The linkage settings an agreement fixes; a query must use exactly these."""
-
-    profile_sha256: str = Field(
-        pattern=r"^[0-9a-f]{64}$",
-        description="SHA-256 of the key profile's canonical JSON (sorted keys, no spaces)",
-    )
-    profile_name: str = Field(max_length=64, description="for the reader; the hash binds")
-    rule: Literal["fellegi-sunter", "exact"]
-    threshold: float = Field(gt=0.0, lt=1.0)
-    exact_key: str = Field(max_length=64)
-    curve: Literal["p256", "x25519"]
-
-
 class AgreementTerms(Wire):
-    """A data-sharing agreement (docs/services.md, Agreements); hub and nodes hold their own
-    copies and refuse any query that differs from it in what it binds."""
+    """A data-sharing agreement (DESIGN.md, Governance); hub and nodes hold their own copies."""
 
     id: AgreementId
     title: str = Field(default="", max_length=200)
     participants: list[AgencyCode] = Field(min_length=2, max_length=32)
     kinds: list[Kind] = Field(min_length=1)
-    cohorts: dict[CohortLabel, AgencyCode] = Field(
-        min_length=2, max_length=32, description="each cohort label and the node that holds it"
-    )
-    population: str = Field(min_length=1, max_length=500)
     contributions: dict[AgencyCode, list[Annotated[str, Field(max_length=64)]]] = Field(
         default_factory=dict,
         description="per agency, the extract columns its cohorts and group-bys may read",
     )
     group_by: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
-    linkage: LinkageTerms
     analysts: list[PrincipalName] = Field(default_factory=list)
     match_requesters: list[AgencyCode] = Field(default_factory=list)
     min_cell: int = Field(default=11, ge=1, le=1000)
-    rounding: int | None = Field(default=None, ge=1, le=1000)
-    as_of_from: dt.date
-    as_of_until: dt.date
-    levels: dict[Annotated[str, Field(max_length=200)], list[str]] = Field(default_factory=dict)
-    age_groups: list[str] = Field(default_factory=lambda: list(AGE_GROUPS), max_length=32)
     valid_from: dt.date
     valid_until: dt.date
     destroy_results_after: dt.date | None = None
@@ -136,13 +107,9 @@ class AgreementTerms(Wire):
     def _consistent(self) -> AgreementTerms:
         if self.valid_until < self.valid_from:
             raise ValueError("valid_until is before valid_from")
-        if self.as_of_until < self.as_of_from:
-            raise ValueError("as_of_until is before as_of_from")
         if self.destroy_results_after is not None and self.destroy_results_after < self.valid_from:
             raise ValueError("destroy_results_after is before valid_from")
-        strangers = (
-            set(self.contributions) | set(self.match_requesters) | set(self.cohorts.values())
-        ) - set(self.participants)
+        strangers = (set(self.contributions) | set(self.match_requesters)) - set(self.participants)
         if strangers:
             raise ValueError(f"agencies {sorted(strangers)} are not participants")
         return self
