@@ -131,7 +131,8 @@ def test_a_task_under_an_unsigned_agreement_is_refused_and_audited(
             detail = api.wait(query.id, timeout=120)
         assert detail.status == "failed"
         assert detail.error == "refused by JBCSSD: JBCSSD has not signed agreement DSA-2099-001"
-        with running.api(running.analyst) as api, pytest.raises(HubError, match="no released"):
+        released = "failed: refused by JBCSSD.*will not be released"
+        with running.api(running.analyst) as api, pytest.raises(HubError, match=released):
             api.result(query.id)
         with running.hub.admin() as api:
             actions = [(e["action"], e["actor"]) for e in api.audit(query.id)]
