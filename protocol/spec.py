@@ -142,7 +142,7 @@ def _linkage(raw: Mapping[str, Any]) -> LinkageSpec:
     names = [g.name for g in keys.groups]
     fallback = next((n for n in ("name_dob", "name_street") if n in names), names[0])
     exact_key = str(raw.get("exact_key", fallback))
-    if exact_key not in {g.name for g in keys.groups}:
+    if exact_key not in names:
         raise InvalidSpec(
             f"spec.linkage.exact_key {exact_key!r} is not a group of profile {keys.name!r}"
         )

@@ -143,7 +143,6 @@ FIELDS: Mapping[str, FieldFn] = {
     "last_parts": lambda p: p.last_parts,
     "first_del": lambda p: deletion_variants(p.first, _FIRST_PREFIX),
     "last_del": lambda p: deletion_variants(p.last, _LAST_PREFIX),
-    "last_del7": lambda p: deletion_variants(p.last, 7),
     "name_pair": _name_pair,
     "soundex_pair": _soundex_pair,
     "first_soundex": _phonetic("first", jellyfish.soundex),
@@ -178,7 +177,7 @@ FIELDS: Mapping[str, FieldFn] = {
 FIELD_IDENTIFIER: Mapping[str, str] = {
     **{f: "given" for f in ("first", "middle", "first_initial", "first_forms", "first_del",
                             "first_soundex", "first_metaphone", "given_names", "middle_initial")},
-    **{f: "surname" for f in ("last", "last_initial", "last_parts", "last_del", "last_del7",
+    **{f: "surname" for f in ("last", "last_initial", "last_parts", "last_del",
                               "last_soundex", "last_metaphone")},
     **{f: "names" for f in ("name_pair", "soundex_pair")},
     **{f: "dob" for f in ("dob", "dob_swapped", "birth_year", "dob_ym", "dob_yd", "dob_md")},

@@ -403,10 +403,11 @@ def _first_date(candidates: Iterable[tuple[int, int, int]], limit: dt.date) -> d
 def dob_repairs(raw: str | None, *, today: dt.date | None = None) -> tuple[dt.date, ...]:
     """Dates a rejected DOB most likely meant, for linkage only (the DOB itself stays missing).
 
-    Two kinds of entry error leave a DOB unreadable although its digits survive: day and
-    month keyed in each other's place where the day is over 12 (`2000-30-03`), and a
-    letter for the digit it resembles (`2OO1-O3-1l`). A date with a 2-digit year read as
-    the wrong century lands in the future (`2067` for `1967`). A valid DOB has no repairs.
+    Entry errors that leave a DOB unreadable although its digits survive: day and month
+    keyed in each other's place where the day is over 12 (`2000-30-03`), a letter for the
+    digit it resembles (`2OO1-O3-1l`), and US compact `MMDDYYYY` (`0|2319G3`). A date
+    with a 2-digit year read as the wrong century lands in the future (`2067` for `1967`).
+    A valid DOB has no repairs.
     """
     text = (raw or "").strip()
     if not text or parse_dob(text, today=today).value is not None:
