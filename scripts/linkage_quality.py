@@ -25,12 +25,13 @@ def main() -> None:
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--curve", default="p256")
+    parser.add_argument("--errors", default="independent", help="independent or realistic")
     args = parser.parse_args()
     columns = list(CANONICAL_FIELDS)
     for left_ssn in (True, False):
         left, right, truth = make_pair(
             left=args.records, right=args.records, overlap=args.overlap, seed=args.seed,
-            left_ssn=left_ssn,
+            left_ssn=left_ssn, error_model=args.errors,
         )  # fmt: skip
         spec = parse_spec({
             "name": "quality", "agreement": "Q", "kind": "tally", "as_of": "2026-06-30",
@@ -54,7 +55,8 @@ def main() -> None:
         precision, recall = tp / max(len(found), 1), tp / max(len(truth), 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
         print(
-            f"left_ssn={left_ssn} links={len(found)} true={len(truth)} precision={precision:.4f} "
+            f"errors={args.errors} left_ssn={left_ssn} links={len(found)} true={len(truth)} "
+            f"precision={precision:.4f} "
             f"recall={recall:.4f} F1={f1:.4f} tokens/record={spec.linkage.keys.slots} "
             f"bytes={run.bytes_exchanged} seconds={seconds:.1f}"
         )
