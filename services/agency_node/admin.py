@@ -69,9 +69,11 @@ def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> Fast
         return JSONResponse(jsonable_encoder(body), status_code=code)
 
     @app.get("/held")
-    def held() -> list[dict[str, Any]]:
-        """Queries held for the data steward (decide with `crosstally node approve|reject`)."""
-        return [h.__dict__ for h in runtime.store.held()]
+    def held(all: bool = False) -> list[dict[str, Any]]:
+        """Queries held for the data steward (decide with `crosstally node approve|reject`):
+        those whose query is still open at the hub, or with `all` also those that ended
+        (`pending` is false for them)."""
+        return [h.content() for h in runtime.store.held(include_ended=all)]
 
     @app.get("/outbound")
     def outbound(after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:

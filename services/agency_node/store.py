@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS match_members (
 CREATE TABLE IF NOT EXISTS held (
     query_id TEXT PRIMARY KEY, agreement TEXT NOT NULL, reason TEXT NOT NULL,
     held_at TEXT NOT NULL, decision TEXT NOT NULL DEFAULT 'pending', steward TEXT,
-    decided_at TEXT, decision_reason TEXT NOT NULL DEFAULT '', reported INTEGER NOT NULL DEFAULT 0);
+    decided_at TEXT, decision_reason TEXT NOT NULL DEFAULT '', reported INTEGER NOT NULL DEFAULT 0,
+    ended_at TEXT);
 CREATE TABLE IF NOT EXISTS outbound_log (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, query_id TEXT NOT NULL, kind TEXT NOT NULL,
     step TEXT NOT NULL, recipient TEXT NOT NULL, bytes INTEGER NOT NULL, rows INTEGER NOT NULL,
@@ -54,6 +55,15 @@ class HeldQuery:
     steward: str | None
     decision_reason: str
     reported: bool
+    ended_at: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for the steward: undecided, and its query has not ended at the hub."""
+        return self.decision == "pending" and self.ended_at is None
+
+    def content(self) -> dict[str, Any]:
+        return {**self.__dict__, "pending": self.pending}
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class NodeStore:
         conn = sqlite3.connect(path, timeout=30)
         try:
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(held)")}
+            if "ended_at" not in columns:  # a store from before held queries could end
+                conn.execute("ALTER TABLE held ADD COLUMN ended_at TEXT")
         finally:
             conn.close()
         path.chmod(0o600)
@@ -130,19 +143,26 @@ class NodeStore:
             )
 
     def holding(self) -> list[str]:
-        """Queries this node keeps state for (so the hub can say which have ended)."""
+        """Queries this node keeps state for, or holds for its steward, so the hub can say
+        which have ended."""
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT query_id FROM query_state UNION SELECT query_id FROM joiner_files "
-                "UNION SELECT query_id FROM match_rows"
+                "UNION SELECT query_id FROM match_rows "
+                "UNION SELECT query_id FROM held WHERE ended_at IS NULL"
             ).fetchall()
         return sorted(r[0] for r in rows)
 
     def forget(self, query_id: str) -> None:
-        """The query ended: destroy its secret and intermediate rows (match results stay)."""
+        """The query ended: destroy its secret and intermediate rows (match results stay);
+        a task held for the steward is no longer pending."""
         with self._connect() as conn:
             for table in ("query_state", "joiner_files", "match_rows"):
                 conn.execute(f"DELETE FROM {table} WHERE query_id = ?", (query_id,))
+            conn.execute(
+                "UPDATE held SET ended_at = ? WHERE query_id = ? AND ended_at IS NULL",
+                (_now(), query_id),
+            )
 
     # Joiner state: the files of the fully blinded row sets received so far (in wire format,
     # in the node's spool directory; the files are the runner's to delete).
@@ -200,11 +220,13 @@ class NodeStore:
                 (query_id, agreement, reason, _now()),
             )
 
-    def held(self) -> list[HeldQuery]:
+    def held(self, *, include_ended: bool = True) -> list[HeldQuery]:
+        """Held queries, oldest first; without `include_ended`, only those whose query is open."""
+        where = "" if include_ended else " WHERE ended_at IS NULL"
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT query_id, agreement, reason, held_at, decision, steward, "
-                "decision_reason, reported FROM held ORDER BY held_at"
+                f"decision_reason, reported, ended_at FROM held{where} ORDER BY held_at"
             ).fetchall()
         return [
             HeldQuery(
@@ -216,16 +238,21 @@ class NodeStore:
                 steward=r[5],
                 decision_reason=r[6],
                 reported=bool(r[7]),
+                ended_at=r[8],
             )
             for r in rows
         ]
 
+    def held_query(self, query_id: str) -> HeldQuery | None:
+        return next((h for h in self.held() if h.query_id == query_id), None)
+
     def decide(self, query_id: str, *, approve: bool, steward: str, reason: str = "") -> bool:
-        """Record a steward's decision on a pending held query; False if none is pending."""
+        """Record a steward's decision on a pending held query; False if none is pending
+        (never held, already decided, or its query ended at the hub)."""
         with self._connect() as conn:
             cursor = conn.execute(
                 "UPDATE held SET decision = ?, steward = ?, decided_at = ?, decision_reason = ? "
-                "WHERE query_id = ? AND decision = 'pending'",
+                "WHERE query_id = ? AND decision = 'pending' AND ended_at IS NULL",
                 ("approved" if approve else "rejected", steward, _now(), reason, query_id),
             )
         return cursor.rowcount == 1

@@ -14,7 +14,7 @@ from services.commands.common import console, fail, setup_logging
 
 if TYPE_CHECKING:
     from services.agency_node.config import NodeSettings
-    from services.agency_node.store import NodeStore
+    from services.agency_node.store import HeldQuery, NodeStore
 
 app = typer.Typer(help="Run and look after an agency node.", no_args_is_help=True)
 SERVE_COMMAND = ("crosstally", "node", "serve")
@@ -163,18 +163,31 @@ def init(
 
 
 @app.command()
-def held(config: Config) -> None:
-    """Queries held for the data steward's decision."""
+def held(
+    config: Config,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="also list held queries that have ended at the hub")
+    ] = False,
+) -> None:
+    """Queries held for the data steward's decision (those still open at the hub)."""
     rows = _store(config).held()
-    if not rows:
+    shown = [h for h in rows if show_all or h.ended_at is None]
+    if not shown:
         console.print("no held queries")
-    for h in rows:
-        console.print(
-            f"{h.query_id}  {h.agreement}  {h.decision}  held {h.held_at}\n  {h.reason}",
-            markup=False,
-        )
+    for h in shown:
+        state = h.decision
+        if h.ended_at is not None:
+            state = f"ended at the hub {h.ended_at} ({h.decision}): no longer pending"
+        console.print(f"{h.query_id}  {h.agreement}  {state}  held {h.held_at}", markup=False)
+        console.print(f"  {h.reason}", markup=False)
         if h.decision == "pending" and h.decision_reason:
             console.print(f"  note: {h.decision_reason}", markup=False)
+    ended = len(rows) - len(shown)
+    if ended:
+        noun = "query" if ended == 1 else "queries"
+        console.print(
+            f"{ended} held {noun} ended at the hub and need no decision (--all lists them)"
+        )
 
 
 def _decide(config: Path, query_id: str, *, approve: bool, steward: str, reason: str) -> None:
@@ -183,10 +196,26 @@ def _decide(config: Path, query_id: str, *, approve: bool, steward: str, reason:
     problem = steward_problem(steward) or reason_problem(reason)
     if problem is not None:
         raise fail(f"{problem}; nothing was recorded")
-    if not _store(config).decide(query_id, approve=approve, steward=steward, reason=reason):
-        raise fail(f"no pending held query {query_id}; see `crosstally node held`")
+    store = _store(config)
+    if not store.decide(query_id, approve=approve, steward=steward, reason=reason):
+        raise fail(_not_pending(store.held_query(query_id), query_id))
     verb = "approved" if approve else "rejected"
     console.print(f"{verb}; the running node tells the hub on its next poll")
+
+
+def _not_pending(held: HeldQuery | None, query_id: str) -> str:
+    if held is None:
+        return f"this node holds no query {query_id}; see `crosstally node held`"
+    if held.ended_at is not None:
+        return (
+            f"query {query_id} is no longer pending: it ended at the hub ({held.ended_at}; "
+            "failed, cancelled or released), so it needs no decision; nothing was recorded. "
+            "`crosstally query status` says why it ended"
+        )
+    return (
+        f"query {query_id} was already {held.decision} by {held.steward}; a decision is "
+        "final once recorded"
+    )
 
 
 @app.command()

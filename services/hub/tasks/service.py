@@ -277,7 +277,12 @@ def decide_held(
 ) -> int:
     """The node's steward decided: its held tasks run again, or the query fails."""
     query = queries.load(session=session, query_id=query_id, lock=True)
-    queries.require_open(query)
+    if not queries.is_open(query):
+        why = f": {query.error[:300]}" if query.error else ""
+        raise Conflict(
+            f"query {query_id} has ended ({query.status}{why}) before {agency}'s steward "
+            "decided; the held task is no longer pending and the decision is not needed"
+        )
     tasks = list(
         session.scalars(
             select(Task).where(
