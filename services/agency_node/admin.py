@@ -1,4 +1,5 @@
-"""The node's small local API (loopback only): health, held queries, the outbound log."""
+"""The node's small local API (loopback only): health, metrics, held queries, the outbound
+log."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.agency_node.runtime import NodeRuntime
 
@@ -67,6 +69,13 @@ def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> Fast
         }
         code = 503 if verdict == "failing" else 200
         return JSONResponse(jsonable_encoder(body), status_code=code)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus text format: steps run, rows and bytes sent, errors, health, last
+        contact; counts only, never a record."""
+        body = generate_latest(runtime.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/held")
     def held(all: bool = False) -> list[dict[str, Any]]:

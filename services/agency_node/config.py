@@ -74,6 +74,9 @@ class NodeSettings(BaseSettings):
     poll_seconds: float = Field(default=20.0, ge=0.0, le=60.0)
     heartbeat_seconds: float = Field(default=10.0, gt=0.0)
     max_backoff_seconds: float = Field(default=30.0, gt=0.0)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line, with query_id and step"
+    )
     on_unlisted: Literal["refuse", "hold"] = Field(
         default="refuse", description="a task outside every signed agreement: refuse or hold"
     )

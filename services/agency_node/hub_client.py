@@ -11,12 +11,15 @@ from typing import Any, TypeVar
 import httpx
 from nacl.signing import SigningKey
 from tenacity import (
+    RetryCallState,
     retry,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential_jitter,
 )
 
+from services.agency_node.metrics import NodeMetrics
+from services.logs import replace_context
 from services.wire import (
     NODE_HEADER,
     PARTS_HEADER,
@@ -77,6 +80,20 @@ def _check(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def _log_retry(state: RetryCallState) -> None:
+    """Each reconnect attempt while the hub is away is one warning line (the first few
+    seconds of a restart included), so an outage shows in the log as it happens."""
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "hub unreachable (%s); reconnect attempt %d in %.1f s",
+        f"{exc.__class__.__name__}: {exc}" if exc is not None else "no answer",
+        state.attempt_number + 1,
+        wait,
+    )
+
+
 class HubClient:
     """Every call a node makes; transport errors and 5xx are retried with jittered backoff."""
 
@@ -89,8 +106,10 @@ class HubClient:
         retry_seconds: float = 60.0,
         max_backoff: float = 30.0,
         client: httpx.Client | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.agency = agency
+        self.metrics = metrics or NodeMetrics()
         self.on_contact: Callable[[], None] | None = None  # called after every 2xx answer
         headers = {"Authorization": f"Bearer {token}", NODE_HEADER: agency}
         self.http = client or httpx.Client(
@@ -101,6 +120,7 @@ class HubClient:
             retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
             wait=wait_exponential_jitter(initial=0.2, max=max_backoff),
             stop=stop_after_delay(retry_seconds),
+            before_sleep=_log_retry,
             reraise=True,
         )
 
@@ -108,7 +128,11 @@ class HubClient:
         try:
             response = self._retry(lambda: _check(send()))()
         except (_Retryable, httpx.TransportError) as exc:
+            self.metrics.errors.labels("hub_unreachable").inc()
             raise HubUnavailable(f"hub unreachable: {exc.__class__.__name__}: {exc}") from exc
+        except HubRejected:
+            self.metrics.errors.labels("hub_refused").inc()
+            raise
         if self.on_contact is not None:
             self.on_contact()
         return response
@@ -119,18 +143,29 @@ class HubClient:
         return self._call(lambda: self.http.post(path, json=body, **extra))
 
     def claim(self, request: ClaimRequest) -> ClaimResponse:
+        """Poll for a task; the lines this thread logs next are about it (or about none)."""
         response = self._post("/v1/node/tasks/claim", request, timeout=request.wait_seconds + 30)
-        return ClaimResponse.model_validate(response.json())
+        claimed = ClaimResponse.model_validate(response.json())
+        task = claimed.task
+        if task is None:
+            replace_context(agency=self.agency)
+        else:
+            self.metrics.leased(task.id, task.kind)
+            step = task.input_step or task.kind
+            replace_context(agency=self.agency, query_id=task.query_id, step=step, task=task.id)
+        return claimed
 
     def heartbeat(self, task_id: int, lease_token: str) -> None:
         self._post(f"/v1/node/tasks/{task_id}/heartbeat", LeaseReport(lease_token=lease_token))
 
     def complete(self, task_id: int, lease_token: str) -> None:
         self._post(f"/v1/node/tasks/{task_id}/complete", LeaseReport(lease_token=lease_token))
+        self.metrics.ended(task_id, "done")
 
     def report(self, task_id: int, verb: str, problem: TaskProblem) -> None:
         """`verb` is fail, refuse or hold."""
         self._post(f"/v1/node/tasks/{task_id}/{verb}", problem)
+        self.metrics.ended(task_id, verb)
 
     def decide(self, query_id: str, decision: StewardDecision) -> None:
         self._post(f"/v1/node/queries/{query_id}/decision", decision)
@@ -147,12 +182,14 @@ class HubClient:
         response = self._call(
             lambda: self.http.put(path, content=part.envelope, headers=headers, params=params)
         )
+        self.metrics.relay_bytes.labels("out").inc(len(part.envelope))
         return RelayReceipt.model_validate(response.json())
 
     def fetch(self, query_id: str, step: str, part: int = 0) -> SealedPart:
         """One sealed part of a row set addressed to this node."""
         path = f"/v1/node/mailbox/{query_id}/{step}"
         response = self._call(lambda: self.http.get(path, params={"part": part}))
+        self.metrics.relay_bytes.labels("in").inc(len(response.content))
         try:
             count = int(response.headers.get(PARTS_HEADER, "1"))
         except ValueError:

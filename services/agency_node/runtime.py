@@ -12,6 +12,7 @@ from protocol.blinding import PooledEngine, make_engine
 from services.agency_node.config import ConfigError, NodeSettings
 from services.agency_node.hub_client import HubClient
 from services.agency_node.keys import read_keys
+from services.agency_node.metrics import NodeMetrics
 from services.agency_node.steps import StepRunner
 from services.agency_node.store import NodeStore
 from services.agency_node.worker import Worker
@@ -63,6 +64,7 @@ class NodeRuntime:
     engines: CurveEngines
     client: HubClient
     worker: Worker
+    metrics: NodeMetrics
 
     def close(self) -> None:
         self.client.close()
@@ -96,14 +98,18 @@ def build(settings: NodeSettings, *, http: httpx.Client | None = None) -> NodeRu
         spool=settings.spool_dir,
         part_bytes=settings.part_bytes,
     )
+    metrics = NodeMetrics()
     client = HubClient(
         settings.hub_url,
         agency=settings.agency,
         token=settings.token(),
         max_backoff=settings.max_backoff_seconds,
         client=http,
+        metrics=metrics,
     )
     worker = Worker(
         settings=settings, client=client, runner=runner, store=store, signing_key=keys.sign
     )
-    return NodeRuntime(settings, extract, store, engines, client, worker)
+    runtime = NodeRuntime(settings, extract, store, engines, client, worker, metrics)
+    metrics.watch(runtime)
+    return runtime

@@ -324,6 +324,14 @@ class NodeStore:
             ).fetchall()
         return [OutboundEntry(*r) for r in rows]
 
+    def outbound_totals(self) -> dict[str, tuple[int, int, int]]:
+        """kind -> (messages, rows, bytes) over the whole outbound log."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT kind, COUNT(*), SUM(rows), SUM(bytes) FROM outbound_log GROUP BY kind"
+            ).fetchall()
+        return {r[0]: (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows}
+
     def verify_outbound(self) -> ChainCheck:
         entries = self.outbound(limit=1 << 62)
         return verify_chain((e.seq, e.content(), e.prev_hash, e.hash) for e in entries)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from services.hub_api import HubAPI, HubError
+from services.logs import LOG_FORMAT_ENV
+from services.logs import setup_logging as configure
 
 console = Console()
 err = Console(stderr=True)
@@ -27,11 +28,23 @@ Token = Annotated[
 ]
 
 
-def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll drowns the log
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        envvar=LOG_FORMAT_ENV,
+        help="text (the default) or json: one JSON object a line, with query_id and step",
+        show_default=False,
+    ),
+]
+
+
+def setup_logging(level: str = "info", log_format: str = "text") -> None:
+    """Plain lines, or JSON lines with each line's query and step (services.logs)."""
+    try:
+        configure(level, log_format)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
 
 
 def fail(message: str) -> typer.Exit:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from services.commands.common import fail, setup_logging
+from services.commands.common import LogFormatOption, fail, setup_logging
 
 if TYPE_CHECKING:
     from services.hub.config import HubSettings
@@ -37,19 +37,21 @@ def _settings(**overrides: object) -> HubSettings:
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address (CROSSTALLY_HUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (CROSSTALLY_HUB_PORT)")] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Migrate the store to the newest schema, then serve the API."""
     import uvicorn
 
     from services.hub.app import create_app
 
-    settings = _settings(host=host, port=port)
-    setup_logging(settings.log_level)
+    settings = _settings(host=host, port=port, log_format=log_format)
+    setup_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # setup_logging's handler, in the chosen format
         timeout_graceful_shutdown=5,
     )
 

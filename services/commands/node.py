@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from services.commands.common import console, fail, setup_logging
+from services.commands.common import LogFormatOption, console, fail, setup_logging
 
 if TYPE_CHECKING:
     from services.agency_node.config import NodeSettings
@@ -40,7 +40,7 @@ def _store(config: Path) -> NodeStore:
 
 
 @app.command()
-def serve(config: Config, log_level: str = "info") -> None:
+def serve(config: Config, log_level: str = "info", log_format: LogFormatOption = None) -> None:
     """Pull tasks from the hub (no inbound port) and serve the local admin API on loopback."""
     import uvicorn
 
@@ -49,8 +49,8 @@ def serve(config: Config, log_level: str = "info") -> None:
     from services.agency_node.config import ConfigError
     from services.agency_node.runtime import build
 
-    setup_logging(log_level)
     settings = _settings(config)
+    setup_logging(log_level, log_format or settings.log_format)
     try:
         runtime = build(settings)
     except (ConfigError, ExtractError) as exc:
@@ -60,6 +60,7 @@ def serve(config: Config, log_level: str = "info") -> None:
         host=settings.admin_host,
         port=settings.admin_port,
         log_level=log_level,
+        log_config=None,  # setup_logging's handler, in the chosen format
         timeout_graceful_shutdown=5,
     )
 

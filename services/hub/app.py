@@ -7,8 +7,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.hub.agreements.routes import router as agreements_router
 from services.hub.audit.routes import router as audit_router
@@ -18,6 +19,7 @@ from services.hub.credentials.routes import router as credentials_router
 from services.hub.errors import install_handlers
 from services.hub.limits import BodyLimit
 from services.hub.mailbox.routes import router as mailbox_router
+from services.hub.metrics import HubMetrics, Observe
 from services.hub.nodes.routes import router as nodes_router
 from services.hub.queries.routes import router as queries_router
 from services.hub.queries.vault import KeyVault
@@ -36,7 +38,8 @@ DESCRIPTION = """\
 Coordinates privacy-preserving cross-agency queries. Agency nodes pull tasks, relay sealed
 row sets through the hub's mailbox and send the joiner's encrypted tally; the hub decrypts,
 applies disclosure control and releases tables to the analysts an agreement names.
-Every route except `/healthz` and `/v1/transparency` needs `Authorization: Bearer <token>`.
+Every route except `/healthz`, `/metrics` and `/v1/transparency` needs
+`Authorization: Bearer <token>`.
 """
 
 
@@ -80,6 +83,7 @@ def create_app(
         title="crosstally hub", version=VERSION, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.hub = hub
+    app.state.metrics = metrics = HubMetrics(db)
     install_handlers(app)
     app.add_middleware(
         BodyLimit,
@@ -87,6 +91,14 @@ def create_app(
         blob_limit=settings.max_blob_bytes,
         blob_prefixes=BLOB_PREFIXES,
     )
+    app.add_middleware(Observe, metrics=metrics)  # outermost: sees every response
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: queries and tasks by status, leases, relay bytes, step
+        durations. Public like /healthz: counts only, never data."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     for router in (
         public_router,
         nodes_router,

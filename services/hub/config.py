@@ -46,6 +46,7 @@ class HubSettings(BaseSettings):
     max_blob_bytes: int = Field(default=512 << 20, ge=1024)
     paillier_bits: int = Field(default=2048, ge=2048)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> HubSettings:

@@ -9,8 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.hub.auth import NodeCaller
 from services.hub.context import Hub, HubContext
+from services.hub.metrics import Metrics
 from services.hub.routing import QueryId, RowId, errors
 from services.hub.tasks import service
+from services.logs import bind
 from services.wire import (
     Acknowledged,
     ClaimRequest,
@@ -47,6 +49,7 @@ async def claim_task(
     request: ClaimRequest,
     caller: NodeCaller,
     hub: Hub,
+    metrics: Metrics,
     http: Request,
 ) -> ClaimResponse:
     """Lease the next task for this node, waiting up to `wait_seconds` for one to appear."""
@@ -57,7 +60,12 @@ async def claim_task(
     while True:
         response = await run_in_threadpool(_claim_once, hub, agency, request, fresh)
         fresh = False
-        if response.task is not None or loop.time() >= deadline:
+        if response.task is not None:
+            task = response.task
+            metrics.leased(task.id, task.kind)
+            bind(query_id=task.query_id, step=task.input_step or task.kind, task=task.id)
+            return response
+        if loop.time() >= deadline:
             return response
         if await http.is_disconnected():  # the node went away: stop polling for it
             return response
@@ -90,6 +98,7 @@ def complete(
     task_id: RowId,
     caller: NodeCaller,
     hub: Hub,
+    metrics: Metrics,
 ) -> Acknowledged:
     with hub.db.transaction() as session:
         service.complete(
@@ -99,6 +108,7 @@ def complete(
             lease_token=report.lease_token,
             now=hub.now(),
         )
+    metrics.ended(task_id, "done")
     return Acknowledged()
 
 
@@ -108,6 +118,7 @@ def fail(
     task_id: RowId,
     caller: NodeCaller,
     hub: Hub,
+    metrics: Metrics,
 ) -> Acknowledged:
     """The step failed; with `retry` it is offered again while attempts remain."""
     with hub.db.transaction() as session:
@@ -119,6 +130,7 @@ def fail(
             now=hub.now(),
             max_attempts=hub.settings.max_attempts,
         )
+    metrics.ended(task_id, "fail")
     return Acknowledged()
 
 
@@ -128,6 +140,7 @@ def refuse(
     task_id: RowId,
     caller: NodeCaller,
     hub: Hub,
+    metrics: Metrics,
 ) -> Acknowledged:
     """The node's agreement check refused the task; the query fails with the reason."""
     with hub.db.transaction() as session:
@@ -138,6 +151,7 @@ def refuse(
             problem=problem,
             now=hub.now(),
         )
+    metrics.ended(task_id, "refuse")
     return Acknowledged()
 
 
@@ -147,6 +161,7 @@ def hold(
     task_id: RowId,
     caller: NodeCaller,
     hub: Hub,
+    metrics: Metrics,
 ) -> Acknowledged:
     """The node holds the task for its data steward's decision."""
     with hub.db.transaction() as session:
@@ -157,6 +172,7 @@ def hold(
             problem=problem,
             now=hub.now(),
         )
+    metrics.ended(task_id, "hold")
     return Acknowledged()
 
 

@@ -17,6 +17,7 @@ from services.hub.queries import service as queries
 from services.hub.queries.models import Query
 from services.hub.results.models import Result
 from services.hub.tasks.models import Task
+from services.logs import bind
 from services.wire import NodeTask, StewardDecision, TaskProblem
 
 
@@ -113,6 +114,7 @@ def _leased(
     task = session.get(Task, task_id)
     if task is None or task.node != agency:
         raise NotFound(f"no task {task_id} for node {agency}")
+    bind(query_id=task.query_id, step=task.input_step or task.kind, task=task.id)
     # Query first, then task: the order `queries.end` takes them in, so no deadlock.
     queries.load(session=session, query_id=task.query_id, lock=True)
     session.refresh(task, with_for_update=True)
