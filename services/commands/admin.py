@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +27,13 @@ def enroll(
     public_keys: Annotated[Path, typer.Argument(help="JSON printed by `crosstally node keygen`")],
     hub: HubUrl = DEFAULT_HUB,
     token: Token = "",
+    credential_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="write the node's credential to this file (mode 0600, only the token), "
+            "ready to be the node's credential_file; never overwrites"
+        ),
+    ] = None,
 ) -> None:
     """Enroll a node; prints its credential once (hand it to the agency's IT securely)."""
     try:
@@ -32,10 +41,34 @@ def enroll(
         agency, box, verify = document["agency"], document["box_key"], document["verify_key"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise fail(f"{public_keys} is not a node's public key document: {exc}") from exc
+    if credential_out is not None and credential_out.exists():
+        raise fail(f"{credential_out} exists; nothing was enrolled (credentials are never "
+                   "overwritten)")  # fmt: skip
     with hub_api(hub, token) as api:
         issued = api.enroll(agency, box, verify)
-    console.print(f"enrolled {agency}; its credential (shown once):")
+    if credential_out is not None:
+        write_secret(credential_out, issued.token)
+        console.print(
+            f"enrolled {agency}; its credential is in {credential_out} (mode 0600): hand it "
+            "to the agency's IT securely, as the node's credential_file",
+            markup=False,
+        )
+        return
+    console.print(f"enrolled {agency}; its credential (shown once, save only the next line):")
     typer.echo(issued.token)
+
+
+def write_secret(path: Path, token: str) -> None:
+    """Create `path` holding only `token` and a newline, readable by its owner alone."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise fail(f"cannot create {path}: {exc.strerror}; the credential is not shown "
+                   "again, so revoke it and enroll anew") from exc  # fmt: skip
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    path.chmod(0o600)  # whatever the umask
 
 
 @app.command()
@@ -55,6 +88,14 @@ def issue_credential(
     token: Token = "",
 ) -> None:
     """Issue a credential; the token is printed once and stored only as a hash."""
+    from services.wire import NAME_PATTERN
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise fail(
+            f"credential name {name!r} is not allowed: use 1 to 64 letters, digits and "
+            "_ . @ -, starting with a letter or digit, no spaces (for example bob.smith "
+            "or bob@agency.ct.gov); nothing was issued"
+        )
     with hub_api(hub, token) as api:
         issued = api.issue(name, role)
     console.print(f"credential {issued.id} for {issued.name} ({issued.role}):")
@@ -63,6 +104,8 @@ def issue_credential(
 
 @credential_app.command("list")
 def list_credentials(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+    """People's credentials: id, name, role, and whether each is active or revoked
+    (never the tokens, which the hub keeps only as hashes). Admin or auditor."""
     with hub_api(hub, token) as api:
         for c in api.credentials():
             state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
@@ -70,7 +113,13 @@ def list_credentials(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
 
 
 @credential_app.command("revoke")
-def revoke_credential(credential_id: int, hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
+def revoke_credential(
+    credential_id: Annotated[int, typer.Argument(help="the id `admin credential list` shows")],
+    hub: HubUrl = DEFAULT_HUB,
+    token: Token = "",
+) -> None:
+    """Revoke a person's credential at once: every later request with it gets 401. The
+    revocation is audited and cannot be undone; issue a new credential instead."""
     with hub_api(hub, token) as api:
         api.revoke(credential_id)
     console.print(f"credential {credential_id} revoked")

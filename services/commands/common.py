@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -52,16 +53,35 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+URL_HINT = "give the hub's base URL, without /v1 (for example http://127.0.0.1:8700)"
+
+
+def hub_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the hub's base URL, if it plainly cannot."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f"hub URL {url!r} looks wrong: {URL_HINT}"
+    if parsed.path.rstrip("/").endswith("/v1") or "/v1/" in parsed.path:
+        return f"hub URL {url} looks wrong: it names the API path; {URL_HINT}"
+    return None
+
+
 @contextmanager
 def hub_api(url: str, token: str) -> Iterator[HubAPI]:
     """A hub client whose errors end the command with the hub's own message."""
     if not token:
         raise fail("no credential: pass --token or set CROSSTALLY_TOKEN")
+    problem = hub_url_problem(url)
+    if problem is not None:
+        raise fail(problem)
     try:
         with HubAPI(url, token) as api:
             yield api
     except HubError as exc:
-        raise fail(str(exc)) from exc
+        message = str(exc)
+        if exc.status == 404 and message == "Not Found":  # no route at all, not a missing thing
+            message = f"{message}: no hub API at {url}; the URL looks wrong: {URL_HINT}"
+        raise fail(message) from exc
 
 
 def default_hub_url() -> str:

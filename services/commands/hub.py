@@ -33,6 +33,41 @@ def _settings(**overrides: object) -> HubSettings:
         raise fail(f"hub settings (CROSSTALLY_HUB_*): {problems}") from exc
 
 
+def _check_store(settings: HubSettings) -> None:
+    """Fail with one line saying what to do when the database cannot be opened (rather
+    than a long traceback from the app's startup)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    from services.hub.store.db import Database
+
+    url = settings.database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as exc:
+        raise fail(
+            f"CROSSTALLY_HUB_DATABASE_URL {url!r} is not a database URL: use "
+            "postgresql+psycopg://user:password@host/database or sqlite:///path/hub.sqlite"
+        ) from exc
+    try:
+        db = Database(url)
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            db.dispose()
+    except (OperationalError, NoSuchModuleError) as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        why = cause[0] if cause else exc.__class__.__name__
+        raise fail(
+            f"cannot open the hub database {shown}: {why}. Check CROSSTALLY_HUB_DATABASE_URL: "
+            "the server must be running and the database must exist (for PostgreSQL, "
+            "`createdb` it; for SQLite, its directory must exist and be writable); the hub "
+            "then creates its tables (`crosstally hub migrate` does it without serving)"
+        ) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address (CROSSTALLY_HUB_HOST)")] = None,
@@ -46,6 +81,7 @@ def serve(
 
     settings = _settings(host=host, port=port, log_format=log_format)
     setup_logging(settings.log_level, settings.log_format)
+    _check_store(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -63,6 +99,7 @@ def migrate() -> None:
     from services.hub.store.migrate import upgrade
 
     settings = _settings()
+    _check_store(settings)
     db = Database(settings.database_url)
     try:
         upgrade(db.engine)

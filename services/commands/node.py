@@ -131,6 +131,15 @@ def init(
     hub_url: Annotated[str, typer.Option(help="the hub's URL as the node sees it")],
     extract: Annotated[str, typer.Option(help="extract path, relative to --dir")],
     data_dir: Annotated[str, typer.Option(help="the node's store directory")] = "data",
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="loopback port of the node's admin API (8710 if not given); give each node "
+            "on one host its own",
+        ),
+    ] = None,
 ) -> None:
     """Start a node's configuration directory: keys, node.toml and the public half to enroll."""
     from protocol.envelope import PartyKeys
@@ -149,14 +158,16 @@ def init(
         "credential_file": "credential",
         "keys_file": "node.keys.json",
         "data_dir": data_dir,
-        "on_unlisted": "hold",
+        **({} if admin_port is None else {"admin_port": admin_port}),
+        "on_unlisted": "refuse",  # the default; "hold" keeps such tasks for the steward
         "extract": {"path": extract},
     }
     (directory / "node.toml").write_text(node_toml(settings, []))
     console.print(
         f"wrote {directory}/node.toml and node.keys.json. Next:\n"
-        f"  1. the hub administrator runs: crosstally admin enroll {public}\n"
-        f"  2. save the credential it prints as {directory}/credential (mode 0600)\n"
+        f"  1. the hub administrator runs: crosstally admin enroll {public} "
+        "--credential-out credential\n"
+        f"  2. put that file at {directory}/credential (mode 0600; only the token, no header)\n"
         f"  3. add the agreements {agency} signed to node.toml ([[agreements]])\n"
         f"  4. crosstally node check --config {directory}/node.toml",
         markup=False,  # the text is literal: [[agreements]] is TOML, not markup

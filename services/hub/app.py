@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.hub.agreements.routes import router as agreements_router
@@ -57,6 +60,27 @@ async def _sweep_forever(hub: HubContext) -> None:
             log.exception("sweep failed")
 
 
+DOCS_ASSETS = "/docs/assets"
+
+
+def serve_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package's files, so it works on an
+    air-gapped network (FastAPI's default loads it from a CDN)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+
 def create_app(
     settings: HubSettings | None = None, *, clock: Clock = utcnow, background: bool = True
 ) -> FastAPI:
@@ -80,8 +104,14 @@ def create_app(
             db.dispose()
 
     app = FastAPI(
-        title="crosstally hub", version=VERSION, description=DESCRIPTION, lifespan=lifespan
+        title="crosstally hub",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served below from the package, never from a CDN
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.hub = hub
     app.state.metrics = metrics = HubMetrics(db)
     install_handlers(app)

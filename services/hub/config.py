@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+from collections import Counter
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -13,6 +15,24 @@ PLACEHOLDERS = frozenset(
     {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "example", "todo"}
 )
 MIN_TOKEN_CHARS = 32
+# What the characters of a secret say about its randomness: their empirical (Shannon)
+# entropy times its length. secrets.token_urlsafe(32) scores about 200 bits; 43 identical
+# characters score 0 and "abcd" repeated 88.
+MIN_SECRET_BITS = 96
+MIN_DISTINCT_CHARS = 10
+
+
+def secret_bits(value: str) -> float:
+    """An upper estimate of the randomness in `value`, in bits, from its character counts."""
+    if not value:
+        return 0.0
+    counts, n = Counter(value), len(value)
+    return -n * sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def is_weak(value: str) -> bool:
+    """Too few distinct characters, or too little entropy, to be a randomly drawn secret."""
+    return len(set(value)) < MIN_DISTINCT_CHARS or secret_bits(value) < MIN_SECRET_BITS
 
 
 def is_placeholder(value: str) -> bool:
@@ -64,6 +84,12 @@ class HubSettings(BaseSettings):
                 "(python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
             )
         self.kek()
+        if is_weak(self.admin_token.get_secret_value()):
+            raise ValueError(
+                "CROSSTALLY_HUB_ADMIN_TOKEN does not look random (too few distinct characters "
+                "or repeated ones); set one drawn at random "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return self
 
     def kek(self) -> bytes:
