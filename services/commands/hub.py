@@ -80,8 +80,8 @@ def serve(
     from services.hub.app import create_app
 
     settings = _settings(host=host, port=port, log_format=log_format)
-    setup_logging(settings.log_level, settings.log_format)
     _check_store(settings)
+    setup_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
