@@ -84,21 +84,69 @@ class ErrorBody(Wire):
     error: ErrorDetail
 
 
+CohortLabel = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+MAX_WHERE_LENGTH = 2000
+# The terms a query's shape is bound by. An agreement recorded before they existed still
+# loads, but permits no query until it is recorded again with them (docs/agreements.md).
+BINDING_TERMS = ("cohorts", "population", "linkage", "as_of_from", "as_of_until")
+
+
+class CohortTerms(Wire):
+    """One cohort an agreement names: the node that holds it and, if set, its only filter."""
+
+    node: AgencyCode
+    where: str | None = Field(
+        default=None,
+        max_length=MAX_WHERE_LENGTH,
+        description="if set, the query's where must parse to this same expression "
+        '("" for no filter); if left out, any filter over the columns the node contributes',
+    )
+
+
+class LinkageTerms(Wire):
+    """The linkage an agreement fixes; a query must use exactly these settings."""
+
+    profile: str = Field(max_length=64, description="the key profile's name, for the reader")
+    profile_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the profile's groups and features as canonical JSON: what binds",
+    )
+    rule: Literal["fellegi-sunter", "exact"]
+    threshold: float = Field(gt=0.0, lt=1.0)
+    exact_key: str = Field(max_length=64)
+    curve: Literal["p256", "x25519"]
+
+
 class AgreementTerms(Wire):
-    """A data-sharing agreement (DESIGN.md, Governance); hub and nodes hold their own copies."""
+    """A data-sharing agreement (docs/agreements.md); hub and nodes hold their own copies and
+    refuse any query that differs from it in what it binds."""
 
     id: AgreementId
     title: str = Field(default="", max_length=200)
     participants: list[AgencyCode] = Field(min_length=2, max_length=32)
     kinds: list[Kind] = Field(min_length=1)
+    cohorts: dict[CohortLabel, CohortTerms] | None = Field(
+        default=None, max_length=32, description="each cohort label, its node and filter"
+    )
+    population: str | None = Field(default=None, min_length=1, max_length=500)
     contributions: dict[AgencyCode, list[Annotated[str, Field(max_length=64)]]] = Field(
         default_factory=dict,
         description="per agency, the extract columns its cohorts and group-bys may read",
     )
     group_by: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    levels: dict[Annotated[str, Field(max_length=200)], list[str]] = Field(
+        default_factory=dict, description="categories of group-by terms, as the spec gives them"
+    )
+    age_groups: list[str] | None = Field(
+        default=None, max_length=32, description="age bands of age_group terms; default built-in"
+    )
+    linkage: LinkageTerms | None = None
     analysts: list[PrincipalName] = Field(default_factory=list)
     match_requesters: list[AgencyCode] = Field(default_factory=list)
     min_cell: int = Field(default=11, ge=1, le=1000)
+    rounding: int | None = Field(default=None, ge=1, le=1000)
+    as_of_from: dt.date | None = None
+    as_of_until: dt.date | None = None
     valid_from: dt.date
     valid_until: dt.date
     destroy_results_after: dt.date | None = None
@@ -107,12 +155,21 @@ class AgreementTerms(Wire):
     def _consistent(self) -> AgreementTerms:
         if self.valid_until < self.valid_from:
             raise ValueError("valid_until is before valid_from")
+        if self.as_of_from and self.as_of_until and self.as_of_until < self.as_of_from:
+            raise ValueError("as_of_until is before as_of_from")
         if self.destroy_results_after is not None and self.destroy_results_after < self.valid_from:
             raise ValueError("destroy_results_after is before valid_from")
-        strangers = (set(self.contributions) | set(self.match_requesters)) - set(self.participants)
+        holders = {c.node for c in (self.cohorts or {}).values()}
+        strangers = (set(self.contributions) | set(self.match_requesters) | holders) - set(
+            self.participants
+        )
         if strangers:
             raise ValueError(f"agencies {sorted(strangers)} are not participants")
         return self
+
+    def missing_terms(self) -> list[str]:
+        """Binding terms this agreement leaves out (one recorded before they existed)."""
+        return [name for name in BINDING_TERMS if getattr(self, name) is None]
 
 
 class AgreementOut(AgreementTerms):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from protocol.spec import QuerySpec
-from services.governance import agreement_problems
+from services.governance import agreement_problems, party_problems
 from services.wire import NAME_PATTERN, AgreementTerms
 
 Verdict = Literal["run", "refuse", "hold"]
@@ -34,11 +34,23 @@ def review(
     on_unlisted: Literal["refuse", "hold"],
     approved: bool,
     today: dt.date,
+    ring: Sequence[str] | None = None,
+    joiner: str = "",
+    parties: Iterable[str] = (),
 ) -> Decision:
-    """Run a task only under an agreement this agency signed, or with its steward's approval."""
+    """Run a task only under an agreement this agency signed, or with its steward's approval;
+    never one whose ring, joiner or partner keys name a party that did not sign it.
+
+    `ring`, `joiner` and `parties` are the task's, as the hub sent them; leave `ring` out
+    to review a spec alone. A steward's approval covers an agreement question, not a stranger.
+    """
+    terms = next((a for a in agreements if a.id == spec.agreement), None)
+    if ring is not None:
+        strangers = party_problems(terms, spec, ring=ring, joiner=joiner, parties=parties)
+        if strangers:
+            return Decision("refuse", "; ".join(strangers))
     if approved:
         return Decision("run", "approved by the data steward")
-    terms = next((a for a in agreements if a.id == spec.agreement), None)
     if terms is None:
         problems = [f"{agency} has not signed agreement {spec.agreement}"]
     else:

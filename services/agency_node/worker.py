@@ -193,6 +193,9 @@ class Worker:
                 on_unlisted=self.settings.on_unlisted,
                 approved=self.store.approved(task.query_id),
                 today=dt.datetime.now(dt.UTC).date(),
+                ring=task.ring,
+                joiner=task.joiner,
+                parties=task.parties,
             )
             if decision.verdict != "run":
                 self._decline(task, decision.verdict, decision.reason, spec.agreement)

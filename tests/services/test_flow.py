@@ -34,9 +34,14 @@ DESTROY_AFTER = dt.date(2030, 12, 31)
 
 
 def pair(
-    hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path, **kw: object
+    hub: HubHarness,
+    world: dict[str, NodeData],
+    engine: P256Engine,
+    tmp_path: Path,
+    document: dict[str, object] = CROSSOVER,
+    **kw: object,
 ) -> list[InProcessNode]:
-    terms = agreement_for(CROSSOVER, destroy_results_after=DESTROY_AFTER)
+    terms = agreement_for(document, destroy_results_after=DESTROY_AFTER)
     hub.agree(terms)
     return [
         make_node(hub, a, world[a], tmp_path, engine=engine, agreements=[terms], **kw)  # type: ignore[arg-type]
@@ -76,7 +81,7 @@ def test_a_query_on_the_x25519_curve_runs_on_the_nodes_engine_for_it(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
     document = {**CROSSOVER, "linkage": {**CROSSOVER["linkage"], "curve": "x25519"}}
-    nodes = pair(hub, world, engine, tmp_path)
+    nodes = pair(hub, world, engine, tmp_path, document)  # the agreement fixes the curve
     query = hub.submit(document)
     assert drive(hub, nodes, query["id"])["status"] == "released"
     with make_engine("x25519", 1) as x25519:

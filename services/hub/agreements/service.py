@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from protocol.spec import QuerySpec
-from services.governance import agreement_problems
+from services.governance import agreement_problems, terms_problems
 from services.hub.agreements.models import Agreement
 from services.hub.audit import service as audit
 from services.hub.auth import Principal
-from services.hub.errors import AgreementViolation, Conflict, NotFound
+from services.hub.errors import AgreementViolation, Conflict, InvalidRequest, NotFound
 from services.wire import AgreementOut, AgreementTerms
 
 
@@ -21,6 +21,8 @@ def _out(row: Agreement) -> AgreementOut:
 
 
 def terms_of(row: Agreement) -> AgreementTerms:
+    """The stored terms; an agreement recorded before the binding terms existed still loads
+    (and permits no query until it is recorded again with them)."""
     return AgreementTerms.model_validate(row.terms)
 
 
@@ -30,6 +32,9 @@ def create(
     """Record an agreement; its terms never change afterwards (a new one gets a new id)."""
     if session.get(Agreement, terms.id) is not None:
         raise Conflict(f"agreement {terms.id} already exists; agreements are immutable")
+    problems = terms_problems(terms)
+    if problems:
+        raise InvalidRequest("; ".join(problems))
     row = Agreement(
         id=terms.id,
         terms=terms.model_dump(mode="json"),
