@@ -62,7 +62,8 @@ def fuzzy_duplicate_pairs(
     if ids is None:
         ids = record_token_ids(persons, profile)
     ia, ib = candidate_pairs(ids, ids, upper=True)
-    levels = comparison.levels(agreement_patterns(ids, ids, ia, ib, profile.group_slices))
+    patterns = agreement_patterns(ids, ids, ia, ib, profile.group_slices, profile.paired_slices)
+    levels = comparison.levels(patterns)
     names = comparison.names
     group_names = [g.name for g in profile.groups]
     strong = sum(1 for bit in features["name_dob"] if group_names[bit] in STRONG_NAME_LEVELS)

@@ -180,6 +180,7 @@ def reference_tally(spec: QuerySpec, data: Mapping[str, NodeData]) -> ReferenceR
         keys.group_slices,
         keys.comparison,
         settings=LinkSettings(threshold=spec.linkage.threshold),
+        paired=keys.paired_slices,
     )
     population = parse_population(spec.population, spec.cohorts)
     layout = build_layout(spec, population, n_bits=MIN_N_BITS, max_count=MAX_COUNT)

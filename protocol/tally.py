@@ -531,6 +531,7 @@ class Joiner:
             self.task.spec.linkage.keys.group_slices,
             self.task.spec.linkage.keys.comparison,
             settings=settings,
+            paired=self.task.spec.linkage.keys.paired_slices,
         )
         return self.link_result
 

@@ -49,7 +49,11 @@ def main() -> None:
         ids = {label: clear_token_ids(p.slots) for label, p in prepared.items()}
         for threshold in args.thresholds:
             links = link_cohorts(
-                ids, keys.group_slices, keys.comparison, settings=LinkSettings(threshold=threshold)
+                ids,
+                keys.group_slices,
+                keys.comparison,
+                settings=LinkSettings(threshold=threshold),
+                paired=keys.paired_slices,
             )
             found = {
                 (a.record_id, b.record_id)

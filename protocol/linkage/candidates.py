@@ -91,22 +91,38 @@ def _runs(sorted_tokens: IdArray) -> tuple[IdArray, IdArray, IdArray]:
     return sorted_tokens[starts], starts, counts
 
 
+Paired = Sequence[tuple[int, tuple[int, int], tuple[int, int]]]
+
+
 def agreement_patterns(
     left: IdArray,
     right: IdArray,
     ia: IdArray,
     ib: IdArray,
     group_slices: Sequence[tuple[int, int]],
+    paired: Paired = (),
 ) -> IdArray:
-    """Bit g of a pair's pattern is set when the pair shares a token of key group g."""
+    """Bit g of a pair's pattern is set when the pair shares a token of key group g.
+
+    `paired` lists (bit, slice, partner's slice): that bit is also set when one side's
+    tokens of the group meet the other side's tokens of its partner.
+    """
     patterns = np.zeros(len(ia), dtype=np.int64)
     for lo in range(0, len(ia), _PATTERN_CHUNK):
         a_rows = left[ia[lo : lo + _PATTERN_CHUNK]]
         b_rows = right[ib[lo : lo + _PATTERN_CHUNK]]
         chunk = np.zeros(len(a_rows), dtype=np.int64)
         for bit, (s, e) in enumerate(group_slices):
-            a, b = a_rows[:, s:e], b_rows[:, s:e]
-            agree = (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
-            chunk |= agree.astype(np.int64) << bit
+            chunk |= _meet(a_rows[:, s:e], b_rows[:, s:e]).astype(np.int64) << bit
+        for bit, (s, e), (ps, pe) in paired:
+            across = _meet(a_rows[:, s:e], b_rows[:, ps:pe])
+            across |= _meet(a_rows[:, ps:pe], b_rows[:, s:e])
+            chunk |= across.astype(np.int64) << bit
         patterns[lo : lo + _PATTERN_CHUNK] = chunk
     return patterns
+
+
+def _meet(a: IdArray, b: IdArray) -> npt.NDArray[np.bool_]:
+    """Rows whose token sets intersect."""
+    met: npt.NDArray[np.bool_] = (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
+    return met

@@ -26,7 +26,7 @@ from protocol.records import NormalizedPerson
 FieldFn = Callable[[NormalizedPerson], tuple[str, ...]]
 FieldCache = dict[str, tuple[str, ...]]  # one record's field values, computed once per row
 
-_FIRST_PREFIX = 7
+_FIRST_PREFIX = 6
 _LAST_PREFIX = 7
 
 
@@ -199,28 +199,59 @@ def template_identifiers(template: Sequence[str]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class KeyGroup:
-    """Tokens that survive one kind of error; agreement means the token sets intersect."""
+    """Tokens that survive one kind of error; agreement means the token sets intersect.
+
+    `present` / `absent` name a field the record must hold / lack for the group to yield
+    tokens at all. A group that `pairs_with` another yields tokens of that group's kind
+    (the same templates, the same token text), and agrees with it across the two: a
+    record without a first name agrees with one that has it, through the pair, while two
+    records that both have one agree only on the other group.
+    """
 
     name: str
     slots: int
     templates: tuple[tuple[str, ...], ...]
+    present: str | None = None
+    absent: str | None = None
+    pairs_with: str | None = None
 
     def tokens(self, person: NormalizedPerson, fields: FieldCache | None = None) -> list[str]:
         """The group's tokens of one record, sorted; `fields` caches field values across groups."""
         cache: FieldCache = {} if fields is None else fields
+        if (self.present and not _field(person, self.present, cache)) or (
+            self.absent and _field(person, self.absent, cache)
+        ):
+            return []
         values: set[str] = set()
         for template in self.templates:
             values.update(_expand(person, template, cache))
         # Deterministic truncation so the cleartext reference and every node agree.
-        return [f"{self.name}\x1f{v}" for v in sorted(values)[: self.slots]]
+        kind = self.pairs_with or self.name
+        return [f"{kind}\x1f{v}" for v in sorted(values)[: self.slots]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "slots": self.slots,
+            "templates": [list(t) for t in self.templates],
+        }
+        for key in ("present", "absent", "pairs_with"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        return out
+
+
+def _field(person: NormalizedPerson, field: str, cache: FieldCache) -> tuple[str, ...]:
+    values = cache.get(field)
+    if values is None:
+        values = cache[field] = FIELDS[field](person)
+    return values
 
 
 def _expand(person: NormalizedPerson, template: Sequence[str], cache: FieldCache) -> Iterable[str]:
     combos: list[str] = [""]
     for field in template:
-        values = cache.get(field)
-        if values is None:
-            values = cache[field] = FIELDS[field](person)
+        values = _field(person, field, cache)
         if not values:
             return []
         combos = [f"{c}\x1e{v}" if c else v for c in combos for v in values]
@@ -261,7 +292,10 @@ class KeyProfile:
         mask = 0
         for bit, group in enumerate(self.groups):
             ids = [template_identifiers(t) for t in group.templates]
-            if all("given" in i for i in ids) or all("ssn" in i for i in ids):
+            # A group only records without a first name make: a pair agreeing on it had no
+            # first names to disagree on (the classic hub links such pairs too).
+            absent_given = FIELD_IDENTIFIER.get(group.absent or "") == "given"
+            if all("given" in i for i in ids) or all("ssn" in i for i in ids) or absent_given:
                 mask |= 1 << bit
         return mask
 
@@ -277,29 +311,44 @@ class KeyProfile:
             start += g.slots
         return tuple(out)
 
+    @property
+    def paired_slices(self) -> tuple[tuple[int, tuple[int, int], tuple[int, int]], ...]:
+        """(bit, its slice, its partner's slice) for each group that pairs with another."""
+        slices = dict(zip((g.name for g in self.groups), self.group_slices, strict=True))
+        return tuple(
+            (bit, slices[g.name], slices[g.pairs_with])
+            for bit, g in enumerate(self.groups)
+            if g.pairs_with
+        )
+
     def row_tokens(self, persons: Sequence[NormalizedPerson]) -> list[str | None]:
         """One row's slots (None = unused) from one or more records of one person."""
         caches: list[FieldCache] = [{} for _ in persons]
-        row: list[str | None] = []
+        chosen: dict[str, list[str]] = {}
         for group in self.groups:
             if len(persons) == 1:  # already sorted and truncated
-                chosen = group.tokens(persons[0], caches[0])
+                chosen[group.name] = group.tokens(persons[0], caches[0])
             else:
                 tokens: set[str] = set()
                 for person, cache in zip(persons, caches, strict=True):
                     tokens.update(group.tokens(person, cache))
-                chosen = sorted(tokens)[: group.slots]
-            row.extend(chosen)
-            row.extend([None] * (group.slots - len(chosen)))
+                chosen[group.name] = sorted(tokens)[: group.slots]
+        row: list[str | None] = []
+        for group in self.groups:
+            mine = chosen[group.name]
+            if group.pairs_with:
+                # A person of several records may hold a token in both groups of a pair: it
+                # stays in the partner's slot only, so no row shows one token twice.
+                partner = set(chosen[group.pairs_with])
+                mine = [t for t in mine if t not in partner]
+            row.extend(mine)
+            row.extend([None] * (group.slots - len(mine)))
         return row
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "groups": [
-                {"name": g.name, "slots": g.slots, "templates": [list(t) for t in g.templates]}
-                for g in self.groups
-            ],
+            "groups": [g.to_dict() for g in self.groups],
             "features": {name: list(members) for name, members in self.features},
         }
 
@@ -313,6 +362,7 @@ class KeyProfile:
                     name=str(g["name"]),
                     slots=int(g["slots"]),
                     templates=tuple(tuple(str(f) for f in t) for t in g["templates"]),
+                    **{k: str(g[k]) for k in ("present", "absent", "pairs_with") if g.get(k)},
                 )
                 for g in raw_groups
             )
@@ -367,6 +417,29 @@ def _validate(
                     "name, surname, DOB, SSN and address, so that no token is a function of one "
                     "identifier alone (a dictionary for it)"
                 )
+        for condition in (g.present, g.absent):
+            if condition is not None and condition not in FIELDS:
+                raise InvalidSpec(
+                    f"key profile {name!r}: group {g.name!r} is conditional on unknown field "
+                    f"{condition!r}; known fields: {', '.join(sorted(FIELDS))}"
+                )
+    by_name = {g.name: g for g in groups}
+    for g in groups:
+        if g.pairs_with is None:
+            continue
+        partner = by_name.get(g.pairs_with)
+        if (
+            partner is None
+            or partner.pairs_with
+            or partner.templates != g.templates
+            or g.absent is None
+            or partner.present != g.absent
+        ):
+            raise InvalidSpec(
+                f"key profile {name!r}: group {g.name!r} pairs with {g.pairs_with!r}, which "
+                "must be another group of the same templates, present exactly where this one "
+                f"is absent (present: {g.absent!r})"
+            )
 
 
 def _group(name: str, slots: int, *templates: Sequence[str]) -> dict[str, Any]:
@@ -393,14 +466,13 @@ STANDARD: Mapping[str, Any] = {
         _group("name_pair_dob", 1, ["name_pair", "dob"]),
         _group("first_typo_dob", _FIRST_PREFIX + 1, ["first_del", "last", "dob"]),
         _group("last_typo_dob", _LAST_PREFIX + 1, ["first", "last_del", "dob"]),
-        _group("nickname_dob", 4, ["first_forms", "last", "dob"]),
+        _group("nickname_dob", 3, ["first_forms", "last", "dob"]),
         _group("name_dob_swap", 2, ["first", "last", "dob"], ["first", "last", "dob_swapped"]),
         _group("first_dob", 1, ["first", "dob"]),
-        _group("surname_part_dob", 2, ["first", "last_parts", "dob"]),
+        # First or middle name against either: records differ on which given name they hold.
+        _group("given_dob", 2, ["given_names", "last", "dob"]),
         _group("phonetic_dob", 1, ["first_soundex", "last_soundex", "dob"]),
-        _group("phonetic_year", 1, ["first_soundex", "last_soundex", "birth_year"]),
         _group("soundex_pair_year", 1, ["soundex_pair", "birth_year"]),
-        _group("swapped_year", 1, ["name_pair", "birth_year"]),
         _group(
             "name_dob_partial",
             3,
@@ -410,10 +482,26 @@ STANDARD: Mapping[str, Any] = {
         ),
         _group("first_sound_dob", 1, ["first_soundex", "dob"]),
         _group("initial_last_sound_dob", 1, ["first_initial", "last_soundex", "dob"]),
+        _group("phonetic_year", 1, ["first_soundex", "last_soundex", "birth_year"]),
         _group("name_street", 1, ["first", "last", "street"]),
         _group("name_zip", 1, ["first", "last", "zip"]),
         _group("first_sound_dob_zip", 1, ["first_soundex", "dob", "zip"]),
-        _group("last_dob_zip", 1, ["last", "dob", "zip"]),
+        # Surname and DOB with the house number or the ZIP. A record with no first name
+        # (missing, or a placeholder such as "Baby") yields these tokens in a group of its
+        # own, which agrees with the same tokens of a record that has one: nothing
+        # disagrees there. Two records that both have a first name agree only on the plain
+        # group, which never makes a link alone (twins share all of it).
+        {
+            **_group("last_dob_place", 2, ["last", "dob", "street_number"], ["last", "dob", "zip"]),
+            "present": "first",
+        },
+        {
+            **_group(
+                "no_first_dob_place", 2, ["last", "dob", "street_number"], ["last", "dob", "zip"]
+            ),
+            "absent": "first",
+            "pairs_with": "last_dob_place",
+        },
         _group("first_sound_street", 1, ["first_soundex", "street"]),
         _group("initial_md_street", 1, ["first_initial", "dob_md", "street"]),
     ],
@@ -426,7 +514,7 @@ STANDARD: Mapping[str, Any] = {
             "nickname_dob",
             "first_typo_dob",
             "last_typo_dob",
-            "surname_part_dob",
+            "given_dob",
             "name_dob_swap",
             "phonetic_dob",
             "name_dob_partial",
@@ -434,14 +522,14 @@ STANDARD: Mapping[str, Any] = {
             "first_sound_dob",
             "initial_last_sound_dob",
             "phonetic_year",
-            "swapped_year",
             "soundex_pair_year",
         ],
         "place": [
             "name_street",
             "name_zip",
             "first_sound_dob_zip",
-            "last_dob_zip",
+            "no_first_dob_place",
+            "last_dob_place",
             "first_sound_street",
             "initial_md_street",
         ],

@@ -16,6 +16,7 @@ import numpy as np
 from protocol.linkage.candidates import (
     MAX_PAIRS_PER_TOKEN,
     IdArray,
+    Paired,
     agreement_patterns,
     candidate_pairs,
 )
@@ -78,6 +79,7 @@ def score_pair(
     *,
     names: tuple[str, str] = ("left", "right"),
     settings: LinkSettings | None = None,
+    paired: Paired = (),
 ) -> PairLinks:
     """Candidates between two cohorts, EM on their patterns, and each candidate's log-odds."""
     settings = settings or LinkSettings()
@@ -89,14 +91,16 @@ def score_pair(
         model = FSModel(prior=0.5, m=flat, u=flat, iterations=0)
         return PairLinks(names[0], names[1], model, 0, empty, empty, np.zeros(0))
     ia, ib = candidate_pairs(left, right, max_pairs_per_token=settings.max_pairs_per_token)
-    patterns = agreement_patterns(left, right, ia, ib, group_slices)
+    patterns = agreement_patterns(left, right, ia, ib, group_slices, paired)
     uniq, counts = _pattern_counts(patterns, len(left) * len(right))
     levels = comparison.levels(uniq)
     vectors, back = np.unique(levels, axis=0, return_inverse=True)
     vector_counts = np.bincount(back.ravel(), weights=counts).astype(np.int64)
     # u from pairs of different persons within each cohort (each node deduplicated its
     # own rows), so EM only has to find m and the match share.
-    within = [_within_levels(rows, group_slices, comparison, settings) for rows in (left, right)]
+    within = [
+        _within_levels(rows, group_slices, comparison, settings, paired) for rows in (left, right)
+    ]
     u = level_frequencies(
         np.concatenate([w[0] for w in within]),
         np.concatenate([w[1] for w in within]),
@@ -125,11 +129,12 @@ def _within_levels(
     group_slices: Sequence[tuple[int, int]],
     comparison: Comparison,
     settings: LinkSettings,
+    paired: Paired,
 ) -> tuple[IdArray, IdArray]:
     ia, ib = candidate_pairs(
         rows, rows, max_pairs_per_token=settings.max_pairs_per_token, upper=True
     )
-    patterns = agreement_patterns(rows, rows, ia, ib, group_slices)
+    patterns = agreement_patterns(rows, rows, ia, ib, group_slices, paired)
     uniq, counts = _pattern_counts(patterns, len(rows) * (len(rows) - 1) // 2)
     return comparison.levels(uniq), counts
 
@@ -140,6 +145,7 @@ def link_cohorts(
     comparison: Comparison,
     *,
     settings: LinkSettings | None = None,
+    paired: Paired = (),
 ) -> LinkResult:
     """Link every pair of cohorts, then merge accepted links into entities.
 
@@ -156,7 +162,13 @@ def link_cohorts(
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             scored = score_pair(
-                cohorts[a], cohorts[b], group_slices, comparison, names=(a, b), settings=settings
+                cohorts[a],
+                cohorts[b],
+                group_slices,
+                comparison,
+                names=(a, b),
+                settings=settings,
+                paired=paired,
             )
             pairs.append(scored)
             for k in scored.accepted(settings).tolist():

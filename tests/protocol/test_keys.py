@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from itertools import pairwise
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.driver import clear_token_ids
 from protocol.errors import InvalidSpec
+from protocol.linkage.candidates import agreement_patterns
 from protocol.linkage.keys import (
     PROFILES,
     STANDARD,
@@ -84,12 +87,13 @@ def test_standard_profile_budget_is_at_most_48_tokens() -> None:
 @pytest.mark.parametrize(
     ("change", "must_agree"),
     [
-        ({"first_name": "Jonathon"}, {"first_typo_dob", "phonetic_year"}),
+        ({"first_name": "Jonathon"}, {"first_typo_dob", "phonetic_dob"}),
         ({"last_name": "Smiht-Garcia"}, {"last_typo_dob", "first_dob"}),
         ({"first_name": "Smith-Garcia", "last_name": "Jonathan"}, {"name_pair_dob"}),
         ({"dob": "2004-07-03"}, {"name_dob_swap", "first_dob"} - {"first_dob"}),
-        ({"dob": "2004-03-17"}, {"name_dob_partial", "phonetic_year"}),
-        ({"last_name": "Garcia"}, {"surname_part_dob", "first_dob"}),
+        ({"dob": "2004-03-17"}, {"name_dob_partial", "soundex_pair_year"}),
+        ({"last_name": "Garcia"}, {"first_dob", "first_sound_dob"}),
+        ({"first_name": "Lee", "middle_name": "Jonathan"}, {"given_dob"}),
         ({"ssn": ""}, {"name_dob", "first_typo_dob", "last_typo_dob"}),
         ({"ssn": "123-45-6870", "last_name": "Jones"}, {"ssn_part_first", "first_dob"}),
     ],
@@ -210,3 +214,77 @@ def test_extracts_without_dob_get_the_profile_without_dob() -> None:
     assert profile_for_fields({"first_name", "dob"}, {"first_name", "dob", "ssn"}) == "standard"
     assert profile_for_fields({"first_name", "dob"}, {"first_name", "ssn"}) == "no_dob"
     assert all("dob" not in t for g in load_profile("no_dob").groups for t in g.templates)
+
+
+def pattern(profile: KeyProfile, a: PersonRecord, b: PersonRecord) -> set[str]:
+    """Groups two records agree on, paired groups included (what the joiner computes)."""
+    today = dt.date(2026, 6, 30)
+    rows = [profile.row_tokens([normalize_person(r, today=today)]) for r in (a, b)]
+    ids = clear_token_ids(rows)
+    bits = int(
+        agreement_patterns(
+            ids[:1], ids[1:], *([0],) * 2, profile.group_slices, profile.paired_slices
+        )[0]
+    )
+    return {g.name for i, g in enumerate(profile.groups) if bits >> i & 1}
+
+
+@pytest.mark.parametrize("first", ["", "Baby", "Unknown", "FNU"])
+def test_a_record_without_a_first_name_agrees_with_one_that_has_it(first: str) -> None:
+    profile = load_profile("standard")
+    known = person(address="12 Main St")
+    found = pattern(profile, person(first_name=first, address="12 Main St"), known)
+    assert "no_first_dob_place" in found
+    assert "last_dob_place" not in found  # the plain group is only for records with a first name
+    bits = sum(1 << i for i, g in enumerate(profile.groups) if g.name in found)
+    assert profile.comparison.may_link(np.array([bits])).tolist() == [True]
+
+
+def test_twins_with_first_names_agree_only_on_the_plain_group_and_never_link() -> None:
+    profile = load_profile("standard")
+    twin = person(first_name="Maria", sex="F", ssn="123-45-6781")  # consecutive SSN
+    found = pattern(profile, person(first_name="Jonathan"), twin)
+    assert found == {"last_dob_place"}
+    bits = 1 << [g.name for g in profile.groups].index("last_dob_place")
+    assert profile.comparison.may_link(np.array([bits])).tolist() == [False]
+
+
+def test_a_person_row_never_shows_a_paired_token_twice() -> None:
+    profile = load_profile("standard")
+    today = dt.date(2026, 6, 30)
+    records = [normalize_person(person(first_name=f), today=today) for f in ("Jonathan", "")]
+    row = [t for t in profile.row_tokens(records) if t is not None]
+    assert len(row) == len(set(row))
+    # The token stays in the group for records with a first name.
+    names = dict(zip((g.name for g in profile.groups), profile.group_slices, strict=True))
+    s, e = names["no_first_dob_place"]
+    assert profile.row_tokens(records)[s:e] == [None, None]
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        # Partner unknown.
+        [{"name": "x", "slots": 1, "templates": [["last", "dob"]], "absent": "first",
+          "pairs_with": "nope"}],
+        # Partner reads other templates.
+        [{"name": "y", "slots": 1, "templates": [["last", "zip"]], "present": "first"},
+         {"name": "x", "slots": 1, "templates": [["last", "dob"]], "absent": "first",
+          "pairs_with": "y"}],
+        # Both groups can hold the same record's token.
+        [{"name": "y", "slots": 1, "templates": [["last", "dob"]]},
+         {"name": "x", "slots": 1, "templates": [["last", "dob"]], "absent": "first",
+          "pairs_with": "y"}],
+    ],
+)  # fmt: skip
+def test_a_pairing_that_could_show_a_token_twice_is_refused(
+    groups: list[dict[str, object]],
+) -> None:
+    with pytest.raises(InvalidSpec, match="pairs with"):
+        load_profile({"name": "p", "groups": groups})
+
+
+def test_a_group_conditional_on_an_unknown_field_is_refused() -> None:
+    group = {"name": "a", "slots": 1, "templates": [["last", "dob"]], "present": "shoe_size"}
+    with pytest.raises(InvalidSpec, match="unknown field 'shoe_size'"):
+        load_profile({"name": "p", "groups": [group]})

@@ -163,7 +163,7 @@ def test_twins_never_link_without_given_name_or_ssn_evidence() -> None:
 
     profile = load_profile("standard")
     names = [g.name for g in profile.groups]
-    twin_like = 1 << names.index("last_dob_zip")  # surname, DOB and ZIP agree, nothing else
+    twin_like = 1 << names.index("last_dob_place")  # surname, DOB and ZIP agree, nothing else
     with_given = twin_like | (1 << names.index("first_sound_dob"))
     with_ssn = twin_like | (1 << names.index("ssn"))
     allowed = profile.comparison.may_link(np.array([twin_like, with_given, with_ssn]))

@@ -18,6 +18,7 @@ from protocol.blinding import P256Engine, make_engine
 from protocol.driver import (
     NodeData,
     ShuffleTrace,
+    clear_token_ids,
     match_members,
     reference_entities,
     reference_tally,
@@ -26,6 +27,7 @@ from protocol.driver import (
     traced_entities,
 )
 from protocol.errors import ProtocolStateError
+from protocol.linkage.candidates import agreement_patterns
 from protocol.records import PersonRecord
 from protocol.spec import parse_spec
 
@@ -261,3 +263,40 @@ def test_three_party_private_tally_equals_reference_on_random_corrupted_data(
     ref = reference_tally(spec, data)
     assert run.result.histogram == ref.histogram
     assert private_links(run, trace) == reference_links(ref)
+
+
+def test_records_without_a_first_name_link_privately_as_in_the_reference(
+    engine: P256Engine,
+) -> None:
+    # The realistic model leaves some first names missing or a placeholder ("Baby",
+    # "Unknown"): only the paired groups let those records link, and the private run
+    # must find exactly the reference's entities.
+    errors: dict[str, tuple[str, ...]] = {}
+    a, b, truth = make_pair(
+        left=300, right=300, overlap=0.6, seed=8, left_ssn=False, error_model="realistic",
+        errors_out=errors,
+    )  # fmt: skip
+    columns = [*COLUMNS, "address"]
+    data = {
+        "A": NodeData(with_attributes(a, 1), columns),
+        "B": NodeData(with_attributes(b, 2), columns),
+    }
+    spec = spec_for(["a.sex"], "a | b", cohorts={"a": {"node": "A"}, "b": {"node": "B"}})
+    trace = ShuffleTrace()
+    run = run_tally(spec, data, engine=engine, shuffle=trace)
+    ref = reference_tally(spec, data)
+    assert private_links(run, trace) == reference_links(ref)
+    # The data exercise the pairing: some true pairs lack a first name on one side, and
+    # the joiner's candidates include pairs agreeing on the paired group.
+    assert any(
+        {"first_missing", "first_placeholder"} & {*errors.get(x, ()), *errors.get(y, ())}
+        for x, y in truth
+    )
+    keys = spec.linkage.keys
+    ids = {label: clear_token_ids(p.slots) for label, p in ref.prepared.items()}
+    pair = ref.links.pairs[0]
+    patterns = agreement_patterns(
+        ids[pair.left], ids[pair.right], pair.ia, pair.ib, keys.group_slices, keys.paired_slices
+    )
+    bit = [g.name for g in keys.groups].index("no_first_dob_place")
+    assert ((patterns >> bit) & 1).any()
