@@ -8,6 +8,8 @@ terms (entry order, years between) use a wide field where the first cohort adds
 ``OFFSET - days`` and the second adds ``days``, so the sum is the day difference;
 a missing side contributes a large random mask instead, and a validity digit (sum 2
 only when both dates were present) tells the hub whether the field is meaningful.
+A missing first date's mask carries the ``OFFSET`` its date would have, so the field
+looks the same (``OFFSET`` plus a 100-bit random number) whichever date is missing.
 """
 
 from __future__ import annotations
@@ -241,6 +243,17 @@ def derived_label(term: Term, diff_days: int | None) -> str:
 RandBits = Callable[[int], int]
 
 
+def missing_date(side: int, randbits: RandBits = secrets.randbits) -> int:
+    """What a derived term's field gets for a missing date on `side` (0 first, 1 second).
+
+    A present first date adds ``OFFSET - days`` and a present second one ``days``; a
+    missing one adds a random ``MASK_BITS``-bit number, plus ``OFFSET`` on the first side.
+    Either way a field with one date missing is ``OFFSET`` plus a near-uniform 100-bit
+    number, so its size does not tell the hub which cohort lacked the date.
+    """
+    return (OFFSET if side == 0 else 0) + randbits(MASK_BITS)
+
+
 def contribution(
     layout: GroupLayout,
     cohort: str,
@@ -276,7 +289,7 @@ def contribution(
                 continue
             days = person_days(persons, attr)
             if days is None:
-                code += randbits(MASK_BITS) * field_place
+                code += missing_date(side, randbits) * field_place
             else:
                 code += valid_place + (days if side else OFFSET - days) * field_place
     return [code]
@@ -301,9 +314,9 @@ def absent_contribution(
     derived = [t for t in layout.terms if t.derived]
     for k, term in enumerate(derived):
         field_place = layout.radix.place_value(digit + len(derived) + k)
-        for c in term.cohorts:
+        for side, c in enumerate(term.cohorts):
             if c not in present:
-                code += randbits(MASK_BITS) * field_place
+                code += missing_date(side, randbits) * field_place
     return code
 
 
