@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,16 @@ def test_the_example_agreement_permits_the_crossover_template() -> None:
         "profile changed, `crosstally admin agreement draft crossover-youth --analyst ana` "
         "prints its new linkage.profile_sha256"
     )
+
+
+def test_the_example_node_config_holds_the_example_agreement_as_signed() -> None:
+    # The steward copies the hub's JSON into node.toml: the two examples must say the same.
+    config = REPO / "deploy" / "config"
+    signed = AgreementTerms.model_validate(
+        json.loads((config / "agreement.example.json").read_text())
+    )
+    node = tomllib.loads((config / "node.example.toml").read_text())
+    assert [AgreementTerms.model_validate(a) for a in node["agreements"]] == [signed]
 
 
 def test_a_drafted_agreement_permits_a_spec_without_as_of_on_any_day_in_force() -> None:
