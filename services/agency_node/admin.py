@@ -1,5 +1,5 @@
-"""The node's small local API (loopback only): health, metrics, held queries, the outbound
-log."""
+"""The node's small local API (loopback only): health, metrics, held queries, agreements,
+the outbound log."""
 
 from __future__ import annotations
 
@@ -81,8 +81,21 @@ def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> Fast
     def held(all: bool = False) -> list[dict[str, Any]]:
         """Queries held for the data steward (decide with `crosstally node approve|reject`):
         those whose query is still open at the hub, or with `all` also those that ended
-        (`pending` is false for them)."""
+        (`pending` is false for them). `brief` says what each asks of this agency: its
+        cohorts and their `where`, the columns read here, the group-by terms, partners,
+        joiner, and the node's copy of the agreement in words (`agreement_terms`)."""
         return [h.content() for h in runtime.store.held(include_ended=all)]
+
+    @app.get("/agreements")
+    def agreements() -> dict[str, Any]:
+        """The agreements the node holds now (node.toml and its agreements directory, re-read
+        when a file there changes), and agreement files it ignores, with why."""
+        book = runtime.worker.agreements
+        held = book.current()
+        return {
+            "agreements": [a.model_dump(mode="json") for a in held],
+            "ignored": [{"path": str(b.path), "problem": b.problem} for b in book.unreadable],
+        }
 
     @app.get("/outbound")
     def outbound(after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:

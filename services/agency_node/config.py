@@ -135,6 +135,12 @@ class NodeSettings(BaseSettings):
         return self.data_dir / "node.sqlite"
 
     @property
+    def agreements_dir(self) -> Path:
+        """Signed agreements as JSON files (`crosstally node agreement add`), beside the
+        [[agreements]] of node.toml; the running node re-reads them when they change."""
+        return self.data_dir / "agreements"
+
+    @property
     def spool_dir(self) -> Path:
         """Row sets in flight: blinded points and ciphertexts only, deleted once used."""
         return self.data_dir / "spool"

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS held (
     query_id TEXT PRIMARY KEY, agreement TEXT NOT NULL, reason TEXT NOT NULL,
     held_at TEXT NOT NULL, decision TEXT NOT NULL DEFAULT 'pending', steward TEXT,
     decided_at TEXT, decision_reason TEXT NOT NULL DEFAULT '', reported INTEGER NOT NULL DEFAULT 0,
-    ended_at TEXT);
+    ended_at TEXT, brief TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS outbound_log (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, query_id TEXT NOT NULL, kind TEXT NOT NULL,
     step TEXT NOT NULL, recipient TEXT NOT NULL, bytes INTEGER NOT NULL, rows INTEGER NOT NULL,
@@ -56,6 +56,7 @@ class HeldQuery:
     decision_reason: str
     reported: bool
     ended_at: str | None = None
+    brief: dict[str, Any] = field(default_factory=dict)  # what the task asks (briefing.py)
 
     @property
     def pending(self) -> bool:
@@ -108,6 +109,8 @@ class NodeStore:
             columns = {r[1] for r in conn.execute("PRAGMA table_info(held)")}
             if "ended_at" not in columns:  # a store from before held queries could end
                 conn.execute("ALTER TABLE held ADD COLUMN ended_at TEXT")
+            if "brief" not in columns:  # a store from before held tasks said what they ask
+                conn.execute("ALTER TABLE held ADD COLUMN brief TEXT NOT NULL DEFAULT '{}'")
         finally:
             conn.close()
         path.chmod(0o600)
@@ -212,12 +215,15 @@ class NodeStore:
         return [r[0] for r in rows]
 
     # Held tasks and the data steward's decisions.
-    def hold(self, query_id: str, agreement: str, reason: str) -> None:
+    def hold(
+        self, query_id: str, agreement: str, reason: str, brief: dict[str, Any] | None = None
+    ) -> None:
+        """Keep a task for the steward, with `brief`: what it asks of this agency."""
         with self._connect() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO held (query_id, agreement, reason, held_at) "
-                "VALUES (?, ?, ?, ?)",
-                (query_id, agreement, reason, _now()),
+                "INSERT OR IGNORE INTO held (query_id, agreement, reason, held_at, brief) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (query_id, agreement, reason, _now(), json.dumps(brief or {})),
             )
 
     def held(self, *, include_ended: bool = True) -> list[HeldQuery]:
@@ -226,7 +232,7 @@ class NodeStore:
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT query_id, agreement, reason, held_at, decision, steward, "
-                f"decision_reason, reported, ended_at FROM held{where} ORDER BY held_at"
+                f"decision_reason, reported, ended_at, brief FROM held{where} ORDER BY held_at"
             ).fetchall()
         return [
             HeldQuery(
@@ -239,6 +245,7 @@ class NodeStore:
                 decision_reason=r[6],
                 reported=bool(r[7]),
                 ended_at=r[8],
+                brief=json.loads(r[9] or "{}"),
             )
             for r in rows
         ]

@@ -14,13 +14,15 @@ from nacl.signing import SigningKey
 from pydantic import ValidationError
 
 from protocol.errors import ProtocolError
-from protocol.spec import parse_spec
+from protocol.spec import QuerySpec, parse_spec
+from services.agency_node.agreements import AgreementBook
+from services.agency_node.briefing import task_brief
 from services.agency_node.config import NodeSettings
 from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable, SealedPart
 from services.agency_node.review import reason_problem, review, steward_problem
 from services.agency_node.steps import StepRunner, Transfer
 from services.agency_node.store import NodeStore
-from services.wire import ClaimRequest, NodeTask, StewardDecision, TaskProblem
+from services.wire import AgreementTerms, ClaimRequest, NodeTask, StewardDecision, TaskProblem
 
 log = logging.getLogger("crosstally.node")
 
@@ -69,8 +71,10 @@ class Worker:
         runner: StepRunner,
         store: NodeStore,
         signing_key: SigningKey,
+        agreements: AgreementBook | None = None,
     ) -> None:
         self.settings = settings
+        self.agreements = agreements or AgreementBook(settings)
         self.client = client
         self.runner = runner
         self.store = store
@@ -186,10 +190,11 @@ class Worker:
         )
         try:
             spec = parse_spec(task.spec)
+            signed = self.agreements.current()  # re-read if an agreement file changed
             decision = review(
                 spec,
                 agency=self.settings.agency,
-                agreements=self.settings.agreements,
+                agreements=signed,
                 on_unlisted=self.settings.on_unlisted,
                 approved=self.store.approved(task.query_id),
                 today=dt.datetime.now(dt.UTC).date(),
@@ -197,8 +202,11 @@ class Worker:
                 joiner=task.joiner,
                 parties=task.parties,
             )
+            if decision.verdict == "hold":
+                terms = next((a for a in signed if a.id == spec.agreement), None)
+                self._hold(task, spec, decision.reason, terms)
             if decision.verdict != "run":
-                self._decline(task, decision.verdict, decision.reason, spec.agreement)
+                self._decline(task, decision.verdict, decision.reason)
                 return
             with self._heartbeats(task):
                 self._run(task)
@@ -298,10 +306,22 @@ class Worker:
                 "task %s: %s relayed in %d parts, %d bytes", task.id, transfer.step, parts, size
             )
 
-    def _decline(self, task: NodeTask, verdict: str, reason: str, agreement: str) -> None:
+    def _hold(
+        self, task: NodeTask, spec: QuerySpec, reason: str, terms: AgreementTerms | None
+    ) -> None:
+        """Keep the task for the steward with what it asks of this agency."""
+        brief = task_brief(
+            spec,
+            agency=self.settings.agency,
+            ring=task.ring,
+            joiner=task.joiner,
+            parties=task.parties,
+            terms=terms,
+        )
+        self.store.hold(task.query_id, spec.agreement, reason, brief)
+
+    def _decline(self, task: NodeTask, verdict: str, reason: str) -> None:
         log.warning("task %s %s: %s", task.id, "refused" if verdict == "refuse" else "held", reason)
-        if verdict == "hold":
-            self.store.hold(task.query_id, agreement, reason)
         self.client.report(
             task.id, verdict, TaskProblem(lease_token=task.lease_token, reason=reason)
         )

@@ -8,15 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from services.commands.common import LogFormatOption, console, fail, setup_logging
+from services.commands.node_agreements import app as agreement_app
 
 if TYPE_CHECKING:
     from services.agency_node.config import NodeSettings
     from services.agency_node.store import HeldQuery, NodeStore
 
 app = typer.Typer(help="Run and look after an agency node.", no_args_is_help=True)
+app.add_typer(agreement_app, name="agreement", no_args_is_help=True)
 SERVE_COMMAND = ("crosstally", "node", "serve")
 Config = Annotated[
     Path,
@@ -24,7 +27,8 @@ Config = Annotated[
 ]
 
 
-def _settings(config: Path) -> NodeSettings:
+def load_node_settings(config: Path) -> NodeSettings:
+    """The node's settings, or the command ends saying which setting to fix."""
     from services.agency_node.config import ConfigError, load_settings
 
     try:
@@ -36,7 +40,7 @@ def _settings(config: Path) -> NodeSettings:
 def _store(config: Path) -> NodeStore:
     from services.agency_node.store import NodeStore
 
-    return NodeStore(_settings(config).store_path)
+    return NodeStore(load_node_settings(config).store_path)
 
 
 @app.command()
@@ -49,7 +53,7 @@ def serve(config: Config, log_level: str = "info", log_format: LogFormatOption =
     from services.agency_node.config import ConfigError
     from services.agency_node.runtime import build
 
-    settings = _settings(config)
+    settings = load_node_settings(config)
     setup_logging(log_level, log_format or settings.log_format)
     try:
         runtime = build(settings)
@@ -69,13 +73,26 @@ def serve(config: Config, log_level: str = "info", log_format: LogFormatOption =
 def check(
     config: Config,
     problems: Annotated[int, typer.Option(help="row problems to list")] = 20,
+    hub: Annotated[
+        bool,
+        typer.Option(
+            "--hub", help="also check that the hub answers and accepts the node's credential"
+        ),
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="exit 1 when any row of the extract was excluded")
+    ] = False,
 ) -> None:
-    """Validate the extract, column map, keys and agreements; print a data-quality profile."""
+    """Validate the extract, column map, keys and agreements; print a data-quality profile.
+
+    Exits 1 when the keys or an agreement file cannot be read, with --hub when the hub or
+    the credential fails, and with --strict when rows were excluded."""
     from crosstally.extract import ExtractError, quality_profile
+    from services.agency_node.agreements import AgreementBook
     from services.agency_node.keys import read_keys
     from services.agency_node.runtime import load_extract
 
-    settings = _settings(config)
+    settings = load_node_settings(config)
     try:
         extract = load_extract(settings)
     except ExtractError as exc:
@@ -98,13 +115,44 @@ def check(
         console.print(f"  [yellow]{problem}[/yellow]")
     if len(extract.problems) > problems:
         console.print(f"  ... and {len(extract.problems) - problems:,} more problems")
+    failed = []
     try:
         read_keys(settings.keys_file)
         console.print(f"keys: {settings.keys_file} ok")
     except ValueError as exc:
-        console.print(f"[red]keys: {exc}[/red]")
-    signed = ", ".join(a.id for a in settings.agreements) or "none"
+        console.print(f"[red]keys: {escape(str(exc))}[/red]")
+        failed.append("the keys")
+    book = AgreementBook(settings)
+    signed = ", ".join(a.id for a in book.current()) or "none"
     console.print(f"agreements signed: {signed}; tasks outside them: {settings.on_unlisted}")
+    for bad in book.unreadable:
+        console.print(f"[red]agreement file ignored: {escape(bad.problem)}[/red]")
+        failed.append(f"agreement file {bad.path.name}")
+    if hub:
+        failed += _check_hub(settings)
+    if strict and profile.excluded_rows:
+        failed.append(f"{profile.excluded_rows:,} rows excluded (--strict)")
+    if failed:
+        raise fail(f"check failed: {', '.join(failed)}")
+
+
+def _check_hub(settings: NodeSettings) -> list[str]:
+    """Print the hub checks; the names of those that failed."""
+    from services.agency_node.doctor import check_hub
+    from services.commands.common import hub_url_problem
+
+    problem = hub_url_problem(settings.hub_url)
+    if problem is not None:
+        console.print(f"[red]hub: {escape(problem)}[/red]")
+        return ["hub_url"]
+    failed = []
+    for result in check_hub(settings):
+        if result.ok:
+            console.print(f"{result.name}: {result.detail}", markup=False)
+        else:
+            console.print(f"[red]{result.name}: {escape(result.detail)}[/red]")
+            failed.append(result.name)
+    return failed
 
 
 @app.command()
@@ -181,7 +229,12 @@ def held(
         bool, typer.Option("--all", help="also list held queries that have ended at the hub")
     ] = False,
 ) -> None:
-    """Queries held for the data steward's decision (those still open at the hub)."""
+    """Queries held for the data steward's decision (those still open at the hub), with what
+    each asks of this agency: cohorts and filters, columns, grouping, partners, joiner, and
+    the agreement's terms."""
+    from services.agency_node.briefing import brief_lines
+
+    agency = load_node_settings(config).agency
     rows = _store(config).held()
     shown = [h for h in rows if show_all or h.ended_at is None]
     if not shown:
@@ -191,7 +244,9 @@ def held(
         if h.ended_at is not None:
             state = f"ended at the hub {h.ended_at} ({h.decision}): no longer pending"
         console.print(f"{h.query_id}  {h.agreement}  {state}  held {h.held_at}", markup=False)
-        console.print(f"  {h.reason}", markup=False)
+        console.print(f"  held because: {h.reason}", markup=False)
+        for line in brief_lines(h.brief, agency=agency):
+            console.print(f"  {line}", markup=False)
         if h.decision == "pending" and h.decision_reason:
             console.print(f"  note: {h.decision_reason}", markup=False)
     ended = len(rows) - len(shown)
@@ -305,7 +360,7 @@ def health(config: Config) -> None:
     (degraded still exits 0); exit 1 when it is failing or not running."""
     import httpx
 
-    settings = _settings(config)
+    settings = load_node_settings(config)
     url = f"http://{settings.admin_host}:{settings.admin_port}/healthz"
     try:
         response = httpx.get(url, timeout=5)
