@@ -20,7 +20,7 @@ from services.hub.config import HubSettings
 from services.hub.context import Clock, HubContext
 from services.hub.credentials.routes import router as credentials_router
 from services.hub.errors import install_handlers
-from services.hub.limits import BodyLimit
+from services.hub.limits import BodyLimit, FailureLimit
 from services.hub.mailbox.routes import router as mailbox_router
 from services.hub.metrics import HubMetrics, Observe
 from services.hub.nodes.routes import router as nodes_router
@@ -36,7 +36,6 @@ from services.hub.transparency.routes import VERSION
 from services.hub.transparency.routes import router as public_router
 
 log = logging.getLogger("crosstally.hub")
-BLOB_PREFIXES = ("/v1/node/mailbox/", "/v1/node/queries/")
 DESCRIPTION = """\
 Coordinates privacy-preserving cross-agency queries. Agency nodes pull tasks, relay sealed
 row sets through the hub's mailbox and send the joiner's encrypted tally; the hub decrypts,
@@ -114,12 +113,14 @@ def create_app(
     serve_docs(app)
     app.state.hub = hub
     app.state.metrics = metrics = HubMetrics(db)
+    app.state.auth_failures = FailureLimit(
+        burst=settings.auth_failure_burst, per_minute=settings.auth_failures_per_minute
+    )
     install_handlers(app)
     app.add_middleware(
         BodyLimit,
         json_limit=settings.max_json_bytes,
         blob_limit=settings.max_blob_bytes,
-        blob_prefixes=BLOB_PREFIXES,
     )
     app.add_middleware(Observe, metrics=metrics)  # outermost: sees every response
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -64,12 +65,31 @@ class HubSettings(BaseSettings):
     sweep_seconds: float = Field(default=2.0, gt=0)
     max_json_bytes: int = Field(default=1 << 20, ge=1024)
     max_blob_bytes: int = Field(default=512 << 20, ge=1024)
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain); with tls_key_file the hub serves HTTPS"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+    auth_failure_burst: int = Field(
+        default=20, ge=1, description="failed authentications one address may make at once"
+    )
+    auth_failures_per_minute: float = Field(
+        default=10.0, gt=0, description="how fast an address earns back failed authentications"
+    )
     paillier_bits: int = Field(default=2048, ge=2048)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> HubSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "set both CROSSTALLY_HUB_TLS_CERT_FILE and CROSSTALLY_HUB_TLS_KEY_FILE (the "
+                "certificate and its private key, PEM) to serve HTTPS, or neither"
+            )
         if self.environment == "development":
             return self
         if is_placeholder(self.admin_token.get_secret_value()):

@@ -59,6 +59,14 @@ class Gone(HubError):
     """The thing existed but was destroyed (a purged result, an ended query's relay blob)."""
 
 
+class TooManyRequests(HubError):
+    """The caller must wait `retry_after` seconds (too many failed authentications)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(HubError):
     """The hub cannot serve this right now; the caller should retry later."""
 
@@ -74,6 +82,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     PayloadTooLarge: (413, "payload_too_large"),
     InvalidRequest: (422, "invalid_request"),
     InvalidSpec: (422, "invalid_spec"),
+    TooManyRequests: (429, "too_many_requests"),
     MalformedMessage: (400, "malformed_message"),
     ProtocolError: (409, "protocol_state"),
     Unavailable: (503, "unavailable"),
@@ -87,8 +96,12 @@ def lookup(exc: Exception) -> tuple[int, str]:
     return 500, "internal"
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int, code: str, message: str, *, retry_after: int | None = None
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
@@ -99,7 +112,8 @@ def install_handlers(app: FastAPI) -> None:
 
     async def domain(_: Request, exc: Exception) -> JSONResponse:
         status, code = lookup(exc)
-        return error_response(status, code, str(exc))
+        retry_after = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        return error_response(status, code, str(exc), retry_after=retry_after)
 
     async def validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

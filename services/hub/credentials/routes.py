@@ -13,7 +13,7 @@ from services.wire import CredentialCreate, CredentialIssued, CredentialOut
 router = APIRouter(prefix="/v1/admin/credentials", tags=["credentials"])
 
 
-@router.post("", status_code=201, responses=errors(403))
+@router.post("", status_code=201, responses=errors(403, 409))
 def issue_credential(request: CredentialCreate, actor: Admin, hub: Hub) -> CredentialIssued:
     """Issue a credential for a person; the token is shown once and stored only hashed."""
     with hub.db.transaction() as session:

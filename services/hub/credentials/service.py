@@ -8,15 +8,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.hub.audit import service as audit
-from services.hub.auth import Principal, new_token, token_hash
+from services.hub.auth import BOOTSTRAP_ADMIN, Principal, new_token, token_hash
 from services.hub.credentials.models import Credential
-from services.hub.errors import NotFound
+from services.hub.errors import Conflict, NotFound
 from services.wire import CredentialCreate, CredentialIssued, CredentialOut
 
 
 def issue(
     *, session: Session, request: CredentialCreate, actor: Principal, now: dt.datetime
 ) -> CredentialIssued:
+    """A new credential; its name must not be held by a live one, because agreements name
+    analysts (and the audit log names every actor) by credential name."""
+    if request.name == BOOTSTRAP_ADMIN:
+        raise Conflict(
+            f"{BOOTSTRAP_ADMIN!r} is the hub's bootstrap administrator; choose another name"
+        )
+    held = session.scalar(
+        select(Credential).where(Credential.name == request.name, Credential.revoked_at.is_(None))
+    )
+    if held is not None:
+        raise Conflict(
+            f"a credential named {request.name!r} is already in use (id {held.id}, "
+            f"{held.role}); names are how agreements grant access, so choose another name, or "
+            f"revoke credential {held.id} first to replace it"
+        )
     token = new_token()
     row = Credential(
         name=request.name, role=request.role, token_hash=token_hash(token), created_at=now

@@ -6,11 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from services.hub.agreements.models import Agreement
-from services.hub.auth import Follower, Operator, Principal, require
+from services.hub.auth import Follower, Operator, Principal, analyst_agreements, require
 from services.hub.context import Hub
 from services.hub.errors import NotFound
 from services.hub.queries import service
@@ -18,14 +15,6 @@ from services.hub.routing import QueryId, errors
 from services.wire import QueryDetail, QueryOut, QuerySubmit
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
-
-
-def _analyst_agreements(session: Session, principal: Principal) -> list[str] | None:
-    """Agreements naming this analyst; None when the role sees every query."""
-    if principal.role != "analyst":
-        return None
-    rows = session.scalars(select(Agreement))
-    return [a.id for a in rows if principal.name in a.terms.get("analysts", [])]
 
 
 @router.post("", status_code=201, responses=errors(400, 403, 409))
@@ -39,7 +28,7 @@ def list_queries(
     who: Follower, hub: Hub, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[QueryOut]:
     with hub.db.transaction() as session:
-        scope = _analyst_agreements(session, who)
+        scope = analyst_agreements(session, who)
         return service.list_queries(session=session, agreements_of=scope, limit=limit)
 
 
@@ -48,7 +37,7 @@ def get_query(query_id: QueryId, who: Follower, hub: Hub) -> QueryDetail:
     """Status, per-step progress and errors of one query."""
     with hub.db.transaction() as session:
         detail = service.detail(session=session, query_id=query_id)
-        scope = _analyst_agreements(session, who)
+        scope = analyst_agreements(session, who)
         if scope is not None and detail.agreement not in scope:
             raise NotFound(f"no query {query_id}")
         return detail

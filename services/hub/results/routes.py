@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
-from services.hub.auth import Analyst, NodeCaller
+from services.hub.auth import Analyst, NodeCaller, hide_unless_following
 from services.hub.context import Hub
 from services.hub.results import service
 from services.hub.routing import BINARY_BODY, QueryId, errors
@@ -18,8 +18,10 @@ router = APIRouter(tags=["results"])
 
 @router.get("/v1/queries/{query_id}/result", responses=errors(403, 404, 410))
 def read_result(query_id: QueryId, reader: Analyst, hub: Hub) -> ResultOut:
-    """The disclosure-controlled table, for analysts named in the query's agreement."""
+    """The disclosure-controlled table, for analysts named in the query's agreement; to
+    anyone else the query does not exist (404, as for a missing one)."""
     with hub.db.transaction() as session:
+        hide_unless_following(session, reader, query_id)
         return service.read(session=session, query_id=query_id, reader=reader, now=hub.now())
 
 
