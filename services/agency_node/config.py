@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -58,6 +60,11 @@ class NodeSettings(BaseSettings):
     environment: Literal["development", "production"] = "production"
     agency: str = Field(pattern=AGENCY_PATTERN)
     hub_url: str = Field(pattern=r"^https?://")
+    hub_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the hub's certificate, for a hub whose "
+        "certificate a private CA issued; unset, the public CAs (certifi) are trusted",
+    )
     credential: SecretStr = SecretStr("")
     credential_file: Path | None = None
     keys_file: Path
@@ -107,7 +114,17 @@ class NodeSettings(BaseSettings):
                 "the node credential is missing or a placeholder: set credential_file (or "
                 "CROSSTALLY_NODE_CREDENTIAL) to the token printed at enrollment"
             )
+        problem = hub_transport_problem(self.hub_url, self.hub_ca_bundle, self.environment)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def hub_verify(self) -> ssl.SSLContext | bool:
+        """How to check the hub's certificate: against hub_ca_bundle if set, else the
+        public CAs (httpx's default). Every client a node opens to the hub uses this."""
+        if self.hub_ca_bundle is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.hub_ca_bundle))
 
     def token(self) -> str:
         """The node's bearer credential, from the file if one is named."""
@@ -146,7 +163,7 @@ class NodeSettings(BaseSettings):
         return self.data_dir / "spool"
 
 
-_PATH_KEYS = ("credential_file", "keys_file", "data_dir")
+_PATH_KEYS = ("credential_file", "keys_file", "data_dir", "hub_ca_bundle")
 _EXTRACT_PATH_KEYS = ("path", "column_map")
 
 
@@ -163,6 +180,42 @@ def _resolve(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     if extract:
         out["extract"] = extract
     return out
+
+
+def hub_transport_problem(url: str, ca_bundle: Path | None, environment: str) -> str | None:
+    """Why the node may not talk to the hub at `url` this way, if it may not.
+
+    In production the node's bearer credential travels only over HTTPS, or over plain
+    HTTP to this machine's loopback (an SSH tunnel, a local TLS proxy): never in clear
+    over a network.
+    """
+    parsed = urlsplit(url)
+    if parsed.scheme == "http":
+        if ca_bundle is not None:
+            return (
+                f"hub_ca_bundle is set but hub_url {url} is plain http://; use the hub's "
+                "https:// URL (the CA bundle checks the hub's certificate)"
+            )
+        if environment == "production" and (parsed.hostname or "") not in LOOPBACK:
+            return (
+                f"hub_url {url} is plain http://: in production the node sends its "
+                "credential only over HTTPS; use the hub's https:// URL (the hub serves "
+                "HTTPS with CROSSTALLY_HUB_TLS_CERT_FILE and CROSSTALLY_HUB_TLS_KEY_FILE; "
+                "set hub_ca_bundle if a private CA signed its certificate), or "
+                'environment = "development" for a trial on a private network'
+            )
+    if ca_bundle is not None:
+        try:
+            ssl.create_default_context(cafile=str(ca_bundle))
+        except FileNotFoundError:
+            return f"hub_ca_bundle {ca_bundle}: no such file; name the PEM file of the hub's CA"
+        except (OSError, ssl.SSLError) as exc:
+            return (
+                f"hub_ca_bundle {ca_bundle} is not a readable PEM CA certificate "
+                f"({exc.__class__.__name__}); it must hold the CA certificate(s) "
+                "(-----BEGIN CERTIFICATE-----) that signed the hub's certificate"
+            )
+    return None
 
 
 _PATTERN_HINTS = {

@@ -28,7 +28,7 @@ class Check:
 def check_hub(settings: NodeSettings, *, timeout: float = 10.0) -> list[Check]:
     """The hub's health, then the node's credential; a check that cannot run is not run."""
     base = settings.hub_url.rstrip("/")
-    with httpx.Client(base_url=base, timeout=timeout) as http:
+    with httpx.Client(base_url=base, timeout=timeout, verify=settings.hub_verify()) as http:
         reach = _reach(http, base)
         if not reach.ok:
             return [reach]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -107,13 +108,16 @@ class HubClient:
         max_backoff: float = 30.0,
         client: httpx.Client | None = None,
         metrics: NodeMetrics | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """`verify` checks the hub's certificate (NodeSettings.hub_verify()); unused when a
+        ready `client` is given."""
         self.agency = agency
         self.metrics = metrics or NodeMetrics()
         self.on_contact: Callable[[], None] | None = None  # called after every 2xx answer
         headers = {"Authorization": f"Bearer {token}", NODE_HEADER: agency}
         self.http = client or httpx.Client(
-            base_url=base_url, timeout=httpx.Timeout(120.0, connect=5.0)
+            base_url=base_url, timeout=httpx.Timeout(120.0, connect=5.0), verify=verify
         )
         self.http.headers.update(headers)
         self._retry = retry(

@@ -106,6 +106,7 @@ def build(settings: NodeSettings, *, http: httpx.Client | None = None) -> NodeRu
         max_backoff=settings.max_backoff_seconds,
         client=http,
         metrics=metrics,
+        verify=settings.hub_verify(),
     )
     worker = Worker(
         settings=settings, client=client, runner=runner, store=store, signing_key=keys.sign
