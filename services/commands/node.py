@@ -216,8 +216,9 @@ def init(
         f"  1. the hub administrator runs: crosstally admin enroll {public} "
         "--credential-out credential\n"
         f"  2. put that file at {directory}/credential (mode 0600; only the token, no header)\n"
-        f"  3. add the agreements {agency} signed to node.toml ([[agreements]])\n"
-        f"  4. crosstally node check --config {directory}/node.toml",
+        f"  3. add the agreements {agency} signed to node.toml ([[agreements]]), or each as "
+        f"the hub's JSON: crosstally node agreement add FILE --config {directory}/node.toml\n"
+        f"  4. crosstally node check --config {directory}/node.toml --hub",
         markup=False,  # the text is literal: [[agreements]] is TOML, not markup
     )
 
