@@ -22,6 +22,7 @@ REQUIRED = {
     "CROSSTALLY_HUB_ADMIN_TOKEN": "a" * 43,
     "CROSSTALLY_HUB_KEY_ENCRYPTION_KEY": "q" * 43 + "=",
     "CROSSTALLY_NODE_DIR": "/srv/crosstally/dcf",
+    "CROSSTALLY_HUB_TLS_DIR": "/srv/crosstally/tls",
 }
 NODE_CONFIG = "/etc/crosstally/node.toml"
 
@@ -66,6 +67,36 @@ def test_compose_files_validate_and_name_what_they_require(name: str) -> None:
         missing = config(name, {k: v for k, v in REQUIRED.items() if k != variable})
         assert missing.returncode != 0
         assert variable in missing.stderr or "set" in missing.stderr
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's volumes as target -> source (docker-compose renders short or long form)."""
+    out = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        out[target] = source
+    return out
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "deploy/hub-compose.yml"])
+def test_no_compose_file_sends_credentials_over_plain_http(name: str) -> None:
+    """The hub serves HTTPS and nodes name it by https:// and verify it (issue 13, finding 6)."""
+    services = yaml.safe_load(config(name, REQUIRED).stdout)["services"]
+    hub = services["hub"]["environment"]
+    assert hub["CROSSTALLY_HUB_TLS_CERT_FILE"] and hub["CROSSTALLY_HUB_TLS_KEY_FILE"]
+    assert "/etc/crosstally/tls" in _mounts(services["hub"])
+    for service_name, service in services.items():
+        if service_name.startswith("node"):
+            env = service["environment"]
+            assert env["CROSSTALLY_NODE_HUB_URL"].startswith("https://")
+            ca = env["CROSSTALLY_NODE_HUB_CA_BUNDLE"]
+            assert _mounts(service)[ca] == "/srv/crosstally/tls/ca.pem"  # never the hub's key
+    for path in (ROOT / name, ROOT / "deploy/node-compose.yml"):
+        lines = path.read_text().splitlines()
+        assert not [line for line in lines if "http://" in line.split("#")[0]], path
 
 
 def test_the_root_compose_file_runs_hub_postgres_and_three_nodes() -> None:
