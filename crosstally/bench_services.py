@@ -134,18 +134,34 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
     with hub.admin() as admin:
         audit = admin.audit(query.id)
     stored = [e["detail"] for e in audit if e["action"] == "relay.stored"]
-    relayed = [d["bytes"] for d in stored]
-    tally = sum(e["detail"]["bytes"] for e in audit if e["action"] == "tally.received")
+    # The audit keeps sizes only coarsely; the hub's /metrics counts every byte relayed
+    # since it started, and this hub served this one query.
+    rows_in, rows_out, tally = _relayed_bytes(hub.url)
     return ServicesRun(
         seconds=seconds,
-        relay_bytes=sum(relayed) + tally,
-        http_bytes=2 * sum(relayed) + tally,
-        row_sets=len(relayed),
+        relay_bytes=rows_in + tally,
+        http_bytes=rows_in + rows_out + tally,
+        row_sets=len(stored),
         table=table,
         cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
         parts=sum(int(d.get("parts", 1)) for d in stored),
         node_peak_rss_mb=peaks,
     )
+
+
+def _relayed_bytes(url: str) -> tuple[int, int, int]:
+    """Row set bytes into and out of the hub, and tally bytes in, from its /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found: dict[tuple[str, str], int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "crosstally_hub_relay_bytes_total":
+                key = (sample.labels["direction"], sample.labels["what"])
+                found[key] = int(sample.value)
+    return found[("in", "rows")], found[("out", "rows")], found[("in", "tally")]
 
 
 def node_peaks(deployment: Deployment) -> dict[str, float]:

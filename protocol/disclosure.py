@@ -5,7 +5,9 @@ only as "suppressed". An attacker who knows every published number, the sums tha
 that counts are whole numbers >= 0, how rounding works and which counts the rules hide, can
 work out an interval for each hidden number. `audit` computes those intervals exactly (integer
 programs with HiGHS) from the release alone, and `protect` refuses to return a table in which
-any interval is too narrow (see `FeasibleRange.protects` and docs/services.md).
+any interval is too narrow (see `FeasibleRange.protects` and docs/services.md). With
+`noise` (`protocol.noise`), every cell is noised first and all of the above works on the
+noisy counts, so the release is differentially private as well.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy.typing as npt
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from protocol.errors import InvalidSpec, ProtocolError
+from protocol.noise import DiscreteLaplace
 
 Status = Literal["released", "suppressed"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -59,6 +62,7 @@ class ReleasedTable:
     """A count table safe to publish, with its one-way margins, grand total and what was hidden.
 
     `zeros_shown`: counts of 0 are published as 0, so a hidden count is at least 1.
+    `noise`: set when every count is noisy (`DiscreteLaplace.statement`: mechanism, scale).
     """
 
     dimensions: tuple[str, ...]
@@ -69,9 +73,11 @@ class ReleasedTable:
     rounding: int | None
     notes: tuple[str, ...]
     zeros_shown: bool = True
+    noise: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable form: keys become lists, suppressed counts become null."""
+        noise = {} if self.noise is None else {"noise": dict(self.noise)}
         return {
             "dimensions": list(self.dimensions),
             "cells": [cell.to_dict() for cell in self.cells],
@@ -83,6 +89,7 @@ class ReleasedTable:
             "rounding": self.rounding,
             "notes": list(self.notes),
             "zeros_shown": self.zeros_shown,
+            **noise,
         }
 
 
@@ -407,8 +414,16 @@ def _notes(
     min_cell: int,
     rounding: int | None,
     suppress_zeros: bool,
+    noise: DiscreteLaplace | None = None,
 ) -> tuple[str, ...]:
     notes: list[str] = []
+    if noise is not None:
+        notes.append(
+            f"Every count is noisy: discrete Laplace noise of scale {noise.scale:g} "
+            f"(epsilon {noise.epsilon:g}) was added to each cell, negative results were set "
+            "to 0, and margins and totals are sums of the noisy cells; suppression and "
+            "rounding were applied to the noisy counts."
+        )
     if not suppressed:
         floor = "" if suppress_zeros else "0 or "
         notes.append(f"No counts were suppressed: every count is {floor}at least {min_cell}.")
@@ -503,12 +518,14 @@ def protect(
     min_cell: int = 11,
     rounding: int | None = None,
     suppress_zeros: bool = False,
+    noise: DiscreteLaplace | None = None,
 ) -> ReleasedTable:
     """Suppress small counts and whatever would narrow them down, then round what is released.
 
     `levels` lists every category of each dimension (missing cells count 0); by default the
-    categories seen in `counts`. Margins and the grand total come from the true counts. The
-    result passes `check_release`, or this raises `UnsafeRelease`.
+    categories seen in `counts`. Margins and the grand total come from the cells. With
+    `noise`, each cell is noised first (negatives set to 0) and nothing after sees the true
+    counts. The result passes `check_release`, or this raises `UnsafeRelease`.
     """
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
         raise InvalidSpec(f"min_cell {min_cell!r}: must be a whole number >= 1 (11 is usual)")
@@ -520,6 +537,8 @@ def protect(
     checked = _levels(counts, dimensions, levels)
     layout = _layout(dimensions, checked)
     cell_values = [counts.get(key, 0) for key in itertools.product(*checked)]
+    if noise is not None:
+        cell_values = [max(0, v) for v in noise.apply(cell_values)]
     values = cell_values + [0] * (len(layout.places) - layout.n_cells)
     for whole, *parts in _sums(layout):
         values[whole] = sum(values[p] for p in parts)
@@ -561,8 +580,10 @@ def protect(
             min_cell=min_cell,
             rounding=rounding,
             suppress_zeros=suppress_zeros,
+            noise=noise,
         ),
         zeros_shown=not suppress_zeros,
+        noise=None if noise is None else noise.statement(),
     )
     check_release(table)
     return table

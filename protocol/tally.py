@@ -42,6 +42,7 @@ from protocol.groups import (
 from protocol.linkage.keys import KeyProfile
 from protocol.linkage.link import LinkResult, LinkSettings, link_cohorts
 from protocol.messages import POINT_SIZE, EncryptedTally, RowSet, frame_head, rowset_header_fields
+from protocol.noise import DiscreteLaplace
 from protocol.paillier import (
     Ciphertext,
     Encryptor,
@@ -682,7 +683,10 @@ class HubTally:
         self.layout = self.task.layout()
         self.timings = Timings()
 
-    def finish(self, message: EncryptedTally) -> TallyResult:
+    def finish(
+        self, message: EncryptedTally, *, noise: DiscreteLaplace | None = None
+    ) -> TallyResult:
+        """Decrypt, then protect the table (noised first when `noise` is given)."""
         if message.query_id != self.query_id or message.mode != self.layout.mode:
             raise ProtocolStateError("the encrypted tally belongs to another query or layout")
         with timed(self.timings, "paillier"):
@@ -694,6 +698,7 @@ class HubTally:
             levels=self.layout.levels,
             min_cell=self.spec.min_cell,
             rounding=self.spec.rounding,
+            noise=noise,
         )
         return TallyResult(
             self.query_id, self.layout.dimensions, histogram, message.population, released

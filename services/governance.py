@@ -351,6 +351,32 @@ def agreement_problems(
     return problems
 
 
+def size_problems(
+    terms: AgreementTerms,
+    *,
+    population: int | None = None,
+    cohort_sizes: Mapping[str, int] | None = None,
+) -> list[str]:
+    """Why a table over these sizes must not be released: a cohort or the population below
+    the agreement's minimum. The hub checks the population it decrypts; a node can check
+    its own cohorts (after selection and deduplication) before it sends a row. The reasons
+    never state the size itself: a refusal must not publish the small count it protects."""
+    name = f"agreement {terms.id}"
+    problems = []
+    for label, size in sorted((cohort_sizes or {}).items()):
+        if terms.min_cohort is not None and size < terms.min_cohort:
+            problems.append(
+                f"cohort {label} holds fewer persons than {name}'s min_cohort of "
+                f"{terms.min_cohort:,}"
+            )
+    low = terms.min_population
+    if low is not None and population is not None and population < low:
+        problems.append(
+            f"the population counts fewer persons than {name}'s min_population of {low:,}"
+        )
+    return problems
+
+
 def party_problems(
     terms: AgreementTerms | None,
     spec: QuerySpec,

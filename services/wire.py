@@ -117,6 +117,24 @@ class LinkageTerms(Wire):
     curve: Literal["p256", "x25519"]
 
 
+class PrivacyTerms(Wire):
+    """Differentially private release: noise on every count and a budget the hub keeps."""
+
+    mechanism: Literal["discrete_laplace"] = "discrete_laplace"
+    epsilon_per_release: float = Field(
+        gt=0.0, le=10.0, description="privacy loss of one released table (noise scale 1/epsilon)"
+    )
+    epsilon_budget: float = Field(
+        gt=0.0, le=100.0, description="total privacy loss the hub releases under this agreement"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> PrivacyTerms:
+        if self.epsilon_per_release > self.epsilon_budget:
+            raise ValueError("epsilon_per_release is larger than epsilon_budget")
+        return self
+
+
 class AgreementTerms(Wire):
     """A data-sharing agreement (docs/agreements.md); hub and nodes hold their own copies and
     refuse any query that differs from it in what it binds."""
@@ -145,6 +163,15 @@ class AgreementTerms(Wire):
     match_requesters: list[AgencyCode] = Field(default_factory=list)
     min_cell: int = Field(default=11, ge=1, le=1000)
     rounding: int | None = Field(default=None, ge=1, le=1000)
+    min_cohort: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="fewest persons in any cohort; none if null"
+    )
+    min_population: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="fewest persons counted; none if null"
+    )
+    privacy: PrivacyTerms | None = Field(
+        default=None, description="differentially private release; off when null"
+    )
     as_of_from: dt.date | None = None
     as_of_until: dt.date | None = None
     valid_from: dt.date

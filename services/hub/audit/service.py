@@ -13,6 +13,28 @@ from services.chain import GENESIS, ChainCheck, link_hash, verify_chain
 from services.hub.audit.models import AuditEntry, AuditHead
 
 _HEAD_ID = 1
+_UNITS = ("KiB", "MiB", "GiB", "TiB")
+
+
+def size_bucket(size: int) -> str:
+    """A byte count as the power-of-two range of KiB it falls in ("64-128 KiB").
+
+    The audit log keeps sizes only this coarsely: a row set's exact size gives its exact
+    row count (docs/services.md, Sizes), so exact bytes would publish cohort sizes to every
+    reader of the log. A factor of two is enough to see a run that went wrong.
+    """
+    if size < 1024:
+        return "under 1 KiB"
+    low = 1 << ((size // 1024).bit_length() - 1)  # KiB, a power of two
+    return f"{_amount(low)}-{_amount(2 * low)}"
+
+
+def _amount(kib: int) -> str:
+    unit = 0
+    while kib >= 1024 and unit < len(_UNITS) - 1:
+        kib //= 1024
+        unit += 1
+    return f"{kib} {_UNITS[unit]}"
 
 
 def _content(
@@ -44,7 +66,8 @@ def record(
 ) -> AuditEntry:
     """Append one event; the head row is locked so concurrent appenders stay in one line.
 
-    `detail` holds names, counts of rows and bytes, reasons: never record-level data.
+    `detail` holds names, counts, sizes as `size_bucket`s and reasons: never record-level
+    data, and no exact byte count (from which cohort sizes follow).
     """
     head = session.execute(
         select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()

@@ -24,6 +24,7 @@ from services.hub.errors import AgreementViolation, Conflict, InvalidRequest, No
 from services.hub.mailbox.models import Blob
 from services.hub.nodes.service import active_nodes
 from services.hub.queries.models import Query
+from services.hub.releases import service as releases
 from services.hub.tasks.models import Task
 from services.wire import (
     ENDED_STATUSES,
@@ -63,6 +64,11 @@ def _plan(*, session: Session, request: QuerySubmit, today: dt.date, bits: int) 
     document.setdefault("as_of", today.isoformat())
     spec = read_spec(document)
     agreement = agreements.permit(session=session, spec=spec, today=today)
+    # A query the release rules would refuse (differencing, a spent budget) is refused now,
+    # before anyone works on it; the rules are applied again at release.
+    why = releases.refusal(session=session, spec=spec, terms=agreements.terms_of(agreement))
+    if why is not None:
+        raise AgreementViolation(why)
     nodes = active_nodes(session=session, agencies=[*spec.nodes(), request.joiner or ""])
     missing = [n for n in spec.nodes() if n not in nodes]
     if missing:

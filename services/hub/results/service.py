@@ -1,4 +1,9 @@
-"""Accepting the joiner's encrypted tally, decrypting it, releasing the protected table."""
+"""Accepting the joiner's encrypted tally, decrypting it, releasing the protected table.
+
+Before a table is stored the agreement's release rules are applied (`releases.refusal`:
+minimum sizes, differencing, privacy budget); a query they refuse ends failed, with the
+reason, and nothing of its table is kept.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from sqlalchemy.orm import Session
 from protocol.errors import MalformedMessage
 from protocol.messages import EncryptedTally
 from protocol.paillier import PublicKey
+from protocol.spec import QuerySpec
 from protocol.tally import HubTally, TallyResult
 from services.hub.agreements import service as agreements
 from services.hub.agreements.models import Agreement
@@ -23,9 +29,10 @@ from services.hub.errors import Conflict, Forbidden, Gone, NotFound
 from services.hub.nodes.models import Node
 from services.hub.queries import service as queries
 from services.hub.queries.models import Query
+from services.hub.releases import service as releases
 from services.hub.results.models import Result
 from services.hub.tasks import service as tasks
-from services.wire import ResultOut, TallyReceipt, tally_message
+from services.wire import AgreementTerms, ResultOut, TallyReceipt, tally_message
 
 _BAD_SIGNATURE = "the tally's signature does not verify: tampered, truncated or from another node"
 
@@ -43,6 +50,55 @@ def _check_sender(session: Session, query: Query, agency: str, body: bytes, sig:
         raise MalformedMessage(_BAD_SIGNATURE) from exc
 
 
+def _terms(session: Session, query: Query) -> AgreementTerms:
+    agreement = session.get(Agreement, query.agreement_id)
+    assert agreement is not None
+    return agreements.terms_of(agreement)
+
+
+def _population(terms: AgreementTerms, message: EncryptedTally, result: TallyResult) -> int:
+    """The population the minimum applies to: with privacy on, the noisy total as released
+    (a suppressed total is below min_cell), so the check too is a function of noisy counts."""
+    if terms.privacy is None:
+        return message.population
+    return result.released.total.count or 0
+
+
+def _refuse(
+    *,
+    session: Session,
+    query: Query,
+    agency: str,
+    message: EncryptedTally,
+    size: int,
+    reason: str,
+    now: dt.datetime,
+) -> TallyReceipt:
+    """End a query whose table the agreement's release rules refuse; nothing is stored."""
+    query = queries.load(session=session, query_id=query.id, lock=True)
+    if not queries.is_open(query):
+        raise Conflict(f"query {query.id} has ended ({query.status}); its tally was taken")
+    audit.record(
+        session=session,
+        at=now,
+        actor=f"node:{agency}",
+        action="tally.received",
+        query_id=query.id,
+        detail={"size": audit.size_bucket(size), "mode": message.mode},
+    )
+    audit.record(
+        session=session,
+        at=now,
+        actor="hub",
+        action="result.refused",
+        query_id=query.id,
+        detail={"reason": reason[:500]},
+    )
+    tasks.tally_sent(session=session, query_id=query.id, agency=agency, now=now)
+    queries.end(session=session, query=query, status="failed", now=now, error=reason)
+    return TallyReceipt(query_id=query.id, status="failed")
+
+
 def accept_tally(
     *, hub: HubContext, query_id: str, agency: str, body: bytes, signature: str
 ) -> TallyReceipt:
@@ -57,12 +113,22 @@ def accept_tally(
         if query.sealed_private_key is None:
             raise Gone(f"query {query_id}'s private key was destroyed")
         private_key = hub.vault.open(query_id, public_key, query.sealed_private_key)
-        spec = queries.spec_of(query)
+        spec: QuerySpec = queries.spec_of(query)
         joiner = query.joiner
+        terms = _terms(session, query)
+        # A population the hub already knows to be too small is not even decrypted.
+        known = None if terms.privacy is not None else message.population
+        why = releases.refusal(session=session, spec=spec, terms=terms, population=known)
+        if why is not None:
+            private_key.destroy()
+            return _refuse(
+                session=session, query=query, agency=agency, message=message,
+                size=len(body), reason=why, now=hub.now(),
+            )  # fmt: skip
     # Decryption can take seconds for many group codes: outside any transaction.
     tally = HubTally(spec, joiner=joiner, query_id=query_id, keypair=(public_key, private_key))
     try:
-        result: TallyResult = tally.finish(message)
+        result: TallyResult = tally.finish(message, noise=releases.noise_for(terms))
     finally:
         private_key.destroy()
     now = hub.now()
@@ -72,6 +138,17 @@ def accept_tally(
             raise Conflict(f"query {query_id} has ended ({query.status}); its tally was taken")
         agreement = session.get(Agreement, query.agreement_id)
         assert agreement is not None
+        # Again, under the agreement's lock: a near query may have been released meanwhile.
+        population = _population(terms, message, result)
+        why = releases.refusal(
+            session=session, spec=spec, terms=terms, population=population, lock=True
+        )
+        if why is not None:
+            return _refuse(
+                session=session, query=query, agency=agency, message=message,
+                size=len(body), reason=why, now=now,
+            )  # fmt: skip
+        releases.record(session=session, query_id=query_id, spec=spec, terms=terms, now=now)
         table = result.released.to_dict()
         session.add(
             Result(
@@ -89,7 +166,7 @@ def accept_tally(
             actor=f"node:{agency}",
             action="tally.received",
             query_id=query_id,
-            detail={"bytes": len(body), "mode": message.mode},
+            detail={"size": audit.size_bucket(len(body)), "mode": message.mode},
         )
         audit.record(
             session=session,
@@ -100,6 +177,7 @@ def accept_tally(
             detail={
                 "cells": len(statuses),
                 "suppressed": sum(1 for s in statuses if s != "released"),
+                **({"epsilon": terms.privacy.epsilon_per_release} if terms.privacy else {}),
             },
         )
         tasks.tally_sent(session=session, query_id=query_id, agency=agency, now=now)

@@ -6,6 +6,7 @@ from services.hub.credentials.models import Credential
 from services.hub.mailbox.models import Blob
 from services.hub.nodes.models import Node
 from services.hub.queries.models import Query
+from services.hub.releases.models import Release
 from services.hub.results.models import Result
 from services.hub.store.base import Base
 from services.hub.tasks.models import Task
@@ -19,6 +20,7 @@ __all__ = [
     "Credential",
     "Node",
     "Query",
+    "Release",
     "Result",
     "Task",
 ]

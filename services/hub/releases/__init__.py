@@ -1,0 +1,1 @@
+"""Released queries per agreement: their definitions (differencing) and privacy budget."""
