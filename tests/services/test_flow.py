@@ -278,7 +278,10 @@ def test_results_go_only_to_named_analysts_and_the_public_sees_no_counts(
     drive(hub, nodes, query["id"])
     stranger = bearer(hub.token("eve", "analyst"))
     response = hub.client.get(f"/v1/queries/{query['id']}/result", headers=stranger)
-    assert response.status_code == 403 and "not an analyst of agreement" in response.text
+    # Worded exactly as for a missing query: a stranger learns nothing of its existence.
+    missing = hub.client.get(f"/v1/queries/{'f' * 32}/result", headers=stranger)
+    assert response.status_code == missing.status_code == 404
+    assert f"no query {query['id']}" in response.text
     assert hub.client.get(f"/v1/queries/{query['id']}", headers=stranger).status_code == 404
     public = hub.client.get("/v1/transparency").json()
     (entry,) = public["queries"]
