@@ -22,6 +22,7 @@ from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailab
 from services.agency_node.review import reason_problem, review, steward_problem
 from services.agency_node.steps import StepRunner, Transfer
 from services.agency_node.store import NodeStore
+from services.governance import size_problems
 from services.wire import AgreementTerms, ClaimRequest, NodeTask, StewardDecision, TaskProblem
 
 log = logging.getLogger("crosstally.node")
@@ -29,6 +30,10 @@ log = logging.getLogger("crosstally.node")
 
 # Consecutive failed polls after which the node reports that it cannot work.
 FAILING_AFTER = 3
+
+
+class CohortTooSmall(Exception):
+    """A cohort below the agreement's min_cohort: the node refuses before sending a row."""
 
 
 @dataclass
@@ -208,10 +213,14 @@ class Worker:
             if decision.verdict != "run":
                 self._decline(task, decision.verdict, decision.reason)
                 return
+            terms = next((a for a in signed if a.id == spec.agreement), None)
             with self._heartbeats(task):
-                self._run(task)
+                self._run(task, terms)
             self.client.complete(task.id, task.lease_token)
             self.status.tasks_done += 1
+        except CohortTooSmall as exc:
+            # Nothing of the cohort left the node; the query cannot be released.
+            self._decline(task, "refuse", str(exc))
         except ProtocolError as exc:
             # Tampered, replayed or malformed input: retrying cannot help.
             log.warning("task %s failed: %s", task.id, exc)
@@ -235,10 +244,16 @@ class Worker:
         finally:
             self.status.current = None
 
-    def _run(self, task: NodeTask) -> None:
+    def _run(self, task: NodeTask, terms: AgreementTerms | None) -> None:
         if task.kind == "start":
             transfers = self.runner.start(task)
             try:
+                # The agreement's min_cohort, on the persons selected and deduplicated here,
+                # before any row of them is sent.
+                sizes = {t.rows.cohort: t.rows.rows for t in transfers}
+                problems = size_problems(terms, cohort_sizes=sizes) if terms else []
+                if problems:
+                    raise CohortTooSmall(f"{self.settings.agency}: " + "; ".join(problems))
                 for transfer in transfers:
                     self._push(task, transfer)
             finally:

@@ -145,6 +145,22 @@ def test_a_population_below_the_minimum_is_not_released_and_its_size_not_said(
     assert hub.rows(Release) == 0
 
 
+def test_a_cohort_below_the_minimum_is_refused_by_its_node_before_a_row_leaves(
+    hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
+) -> None:
+    nodes = nodes_for(hub, open_filter(min_cohort=100_000), world, engine, tmp_path)
+    query = hub.submit(crossover(SELECTED.format(NOBODY)))
+    status = drive(hub, nodes, query["id"])
+    assert status["status"] == "failed"
+    assert "cohort dcf holds fewer persons than agreement" in status["error"]
+    assert "min_cohort of 100,000" in status["error"]
+    # The refusing node sent no row set: its outbound log holds the refusal only.
+    dcf = next(n for n in nodes if n.agency == "DCF")
+    kinds = {entry.kind for entry in dcf.store.outbound()}
+    assert kinds == {"refuse"}, kinds
+    assert hub.rows(Release) == 0
+
+
 def test_with_privacy_on_near_queries_are_noised_within_a_budget_that_survives_a_restart(
     hub: HubHarness,
     world: dict[str, NodeData],
