@@ -177,6 +177,10 @@ class AgreementTerms(Wire):
     valid_from: dt.date
     valid_until: dt.date
     destroy_results_after: dt.date | None = None
+    supersedes: AgreementId | None = Field(
+        default=None,
+        description="the agreement this one amends: no query runs under that one afterwards",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> AgreementTerms:
@@ -192,6 +196,8 @@ class AgreementTerms(Wire):
         )
         if strangers:
             raise ValueError(f"agencies {sorted(strangers)} are not participants")
+        if self.supersedes == self.id:
+            raise ValueError("an agreement cannot supersede itself")
         return self
 
     def missing_terms(self) -> list[str]:

@@ -45,6 +45,10 @@ def review(
     to review a spec alone. A steward's approval covers an agreement question, not a stranger.
     """
     terms = next((a for a in agreements if a.id == spec.agreement), None)
+    newer = next((a.id for a in agreements if a.supersedes == spec.agreement), None)
+    if newer is not None:
+        # This agency signed an amendment: the old terms no longer speak for it.
+        return Decision("refuse", f"agreement {spec.agreement} was superseded by agreement {newer}")
     if ring is not None:
         strangers = party_problems(terms, spec, ring=ring, joiner=joiner, parties=parties)
         if strangers:

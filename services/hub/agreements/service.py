@@ -29,12 +29,30 @@ def terms_of(row: Agreement) -> AgreementTerms:
 def create(
     *, session: Session, terms: AgreementTerms, actor: Principal, now: dt.datetime
 ) -> AgreementOut:
-    """Record an agreement; its terms never change afterwards (a new one gets a new id)."""
+    """Record an agreement; its terms never change afterwards.
+
+    An amendment is a new agreement under a new id that names the one it `supersedes`:
+    from then on no query runs under the old one, and the audit log says who amended what.
+    """
     if session.get(Agreement, terms.id) is not None:
-        raise Conflict(f"agreement {terms.id} already exists; agreements are immutable")
+        raise Conflict(
+            f"agreement {terms.id} already exists; agreements are immutable: to amend it, "
+            f'record the new terms under a new id with "supersedes": "{terms.id}"'
+        )
     problems = terms_problems(terms)
     if problems:
         raise InvalidRequest("; ".join(problems))
+    if terms.supersedes is not None:
+        if session.get(Agreement, terms.supersedes) is None:
+            raise NotFound(
+                f"agreement {terms.id} supersedes {terms.supersedes}, which is not on file"
+            )
+        earlier = superseded_by(session, terms.supersedes)
+        if earlier is not None:
+            raise Conflict(
+                f"agreement {terms.supersedes} was already superseded by {earlier}; "
+                f"amend {earlier} instead"
+            )
     row = Agreement(
         id=terms.id,
         terms=terms.model_dump(mode="json"),
@@ -49,10 +67,22 @@ def create(
         session=session,
         at=now,
         actor=actor.name,
-        action="agreement.created",
-        detail={"agreement": terms.id, "participants": terms.participants},
+        action="agreement.created" if terms.supersedes is None else "agreement.amended",
+        detail={
+            "agreement": terms.id,
+            "participants": terms.participants,
+            **({"supersedes": terms.supersedes} if terms.supersedes else {}),
+        },
     )
     return _out(row)
+
+
+def superseded_by(session: Session, agreement_id: str) -> str | None:
+    """The agreement on file that amends `agreement_id`, if any (agreements are few)."""
+    for row in session.scalars(select(Agreement).order_by(Agreement.created_at)):
+        if row.terms.get("supersedes") == agreement_id:
+            return row.id
+    return None
 
 
 def get(*, session: Session, agreement_id: str) -> AgreementOut:
@@ -72,6 +102,12 @@ def permit(*, session: Session, spec: QuerySpec, today: dt.date) -> Agreement:
     if row is None:
         raise AgreementViolation(
             f"no agreement {spec.agreement} is on file; an administrator must record it first"
+        )
+    newer = superseded_by(session, spec.agreement)
+    if newer is not None:
+        raise AgreementViolation(
+            f"agreement {spec.agreement} was superseded by agreement {newer}; "
+            f"submit the query under {newer}"
         )
     problems = agreement_problems(terms_of(row), spec, today=today)
     if problems:
