@@ -6,8 +6,9 @@ A hub on PostgreSQL (a fresh database of its own on --postgres, dropped at the e
 and JB-CSSD nodes as separate `crosstally node serve` processes on synthetic extracts
 (`crosstally synth`): enrolment, agreements added at each node with `node agreement add`,
 `node check --hub`, the crossover query, the analyst's read, the audit verification, a
-`kill -9` of DCF mid-query and its restart, a steward's hold then approve, another hold
-then reject, and a bad extract (a stray quote, an invalid date) checked with `node check`.
+`kill -9` of DCF and of the hub mid-query and their restarts, a steward's hold then
+approve, another hold then reject, and a bad extract (a stray quote, an invalid date)
+checked with `node check`.
 Each step prints its time and outcome; the script exits 1 if any outcome is not the
 expected one. Every step runs the project's own commands as subprocesses.
 """
@@ -335,6 +336,34 @@ def queries(walk: Walk) -> None:
         return f"killed with tasks: {at_kill}\nrestarted; released the same table as before"
 
     walk.step("kill -9 DCF mid-query, restart it: same table", kill)
+
+    def kill_hub() -> str:
+        out = walk.run("query", "submit", "crossover-youth", "--as-of", TODAY, token="operator")
+        query_id = submitted_id(out)
+        with walk.api("operator") as api:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                detail = api.query(query_id)
+                if detail.status != "running" or any(t.status == "leased" for t in detail.tasks):
+                    break
+                time.sleep(0.05)
+            expect(detail.status == "running", f"the query ended ({detail.status}) before the "
+                   "kill: run with more --people")  # fmt: skip
+            at_kill = ", ".join(f"{t.kind} {t.node} {t.status}" for t in detail.tasks)
+        walk.services["hub"].kill()  # SIGKILL: the hub's store is all that survives
+        time.sleep(2)
+        walk.services["hub"].start()  # the same database and key-encryption key
+        with walk.api("operator") as api:
+            detail = api.wait(query_id, timeout=900)
+        expect(detail.status == "released", f"after the restart: {detail.status} {detail.error}")
+        same = result_table(walk, query_id) == walk.notes.get("table")
+        expect(same, "the released table differs from the first run's")
+        return (
+            f"killed with tasks: {at_kill}\nrestarted; the nodes reconnected and the same "
+            "table was released"
+        )
+
+    walk.step("kill -9 the hub mid-query, restart it: same table", kill_hub)
 
 
 def stewards(walk: Walk) -> None:
