@@ -207,13 +207,12 @@ class Worker:
                 joiner=task.joiner,
                 parties=task.parties,
             )
+            terms = next((a for a in signed if a.id == spec.agreement), None)
             if decision.verdict == "hold":
-                terms = next((a for a in signed if a.id == spec.agreement), None)
                 self._hold(task, spec, decision.reason, terms)
             if decision.verdict != "run":
                 self._decline(task, decision.verdict, decision.reason)
                 return
-            terms = next((a for a in signed if a.id == spec.agreement), None)
             with self._heartbeats(task):
                 self._run(task, terms)
             self.client.complete(task.id, task.lease_token)
