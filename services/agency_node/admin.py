@@ -97,6 +97,16 @@ def create_admin_app(runtime: NodeRuntime, *, start_worker: bool = True) -> Fast
             "ignored": [{"path": str(b.path), "problem": b.problem} for b in book.unreadable],
         }
 
+    @app.get("/partner-keys")
+    def partner_keys() -> dict[str, Any]:
+        """Partners' keys pinned here, and changed keys the hub sent that wait for the
+        steward (`crosstally node trust`); fingerprints only."""
+        store = runtime.store
+        return {
+            "pinned": [k.content() for k in store.partner_keys().values()],
+            "changes": [k.content() for k in store.key_changes()],
+        }
+
     @app.get("/outbound")
     def outbound(after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Everything that left this node: query, step, recipient, bytes, rows; never contents."""

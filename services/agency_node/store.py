@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.agency_node.keys import fingerprint
 from services.chain import GENESIS, ChainCheck, link_hash, verify_chain
 
 SCHEMA = """
@@ -38,6 +39,13 @@ CREATE TABLE IF NOT EXISTS outbound_log (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, query_id TEXT NOT NULL, kind TEXT NOT NULL,
     step TEXT NOT NULL, recipient TEXT NOT NULL, bytes INTEGER NOT NULL, rows INTEGER NOT NULL,
     outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS partner_keys (
+    agency TEXT PRIMARY KEY, box_key BLOB NOT NULL, verify_key BLOB NOT NULL,
+    pinned_at TEXT NOT NULL, source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS key_changes (
+    agency TEXT NOT NULL, box_key BLOB NOT NULL, verify_key BLOB NOT NULL,
+    first_seen TEXT NOT NULL, query_id TEXT NOT NULL,
+    PRIMARY KEY (agency, box_key, verify_key));
 """
 
 
@@ -94,6 +102,29 @@ class OutboundEntry:
             "bytes": self.bytes,
             "rows": self.rows,
             "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True)
+class PartnerKey:
+    """A partner's public keys as this node pinned them (or as the hub offered a change)."""
+
+    agency: str
+    box_key: bytes
+    verify_key: bytes
+    at: str  # when pinned, or when the change was first seen
+    source: str  # how it was pinned, or the query that carried the change
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.box_key, self.verify_key)
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "agency": self.agency,
+            "fingerprint": self.fingerprint,
+            "at": self.at,
+            "source": self.source,
         }
 
 
@@ -342,3 +373,38 @@ class NodeStore:
     def verify_outbound(self) -> ChainCheck:
         entries = self.outbound(limit=1 << 62)
         return verify_chain((e.seq, e.content(), e.prev_hash, e.hash) for e in entries)
+
+    # Partner keys, pinned at first use; a change waits for the steward (partners.py).
+    def partner_keys(self) -> dict[str, PartnerKey]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT agency, box_key, verify_key, pinned_at, source FROM partner_keys"
+            ).fetchall()
+        return {r[0]: PartnerKey(*r) for r in rows}
+
+    def pin_key(self, agency: str, box_key: bytes, verify_key: bytes, *, source: str) -> None:
+        """Pin (or, on the steward's word, re-pin) a partner's keys; clears offered changes."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO partner_keys VALUES (?, ?, ?, ?, ?) ON CONFLICT (agency) DO UPDATE "
+                "SET box_key = excluded.box_key, verify_key = excluded.verify_key, "
+                "pinned_at = excluded.pinned_at, source = excluded.source",
+                (agency, box_key, verify_key, _now(), source),
+            )
+            conn.execute("DELETE FROM key_changes WHERE agency = ?", (agency,))
+
+    def offer_key(self, agency: str, box_key: bytes, verify_key: bytes, *, query_id: str) -> None:
+        """Keep keys the hub sent for `agency` that differ from its pin, for the steward."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO key_changes VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (agency, box_key, verify_key, _now(), query_id),
+            )
+
+    def key_changes(self) -> list[PartnerKey]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT agency, box_key, verify_key, first_seen, query_id FROM key_changes "
+                "ORDER BY first_seen"
+            ).fetchall()
+        return [PartnerKey(*r) for r in rows]

@@ -19,7 +19,8 @@ from services.agency_node.agreements import AgreementBook
 from services.agency_node.briefing import task_brief
 from services.agency_node.config import NodeSettings
 from services.agency_node.hub_client import HubClient, HubRejected, HubUnavailable, SealedPart
-from services.agency_node.review import reason_problem, review, steward_problem
+from services.agency_node.partners import key_problems
+from services.agency_node.review import Decision, reason_problem, review, steward_problem
 from services.agency_node.steps import StepRunner, Transfer
 from services.agency_node.store import NodeStore
 from services.governance import size_problems
@@ -207,6 +208,17 @@ class Worker:
                 joiner=task.joiner,
                 parties=task.parties,
             )
+            if decision.verdict == "run":
+                # Last, so only a task the node would run pins a partner's keys.
+                keys = key_problems(
+                    self.store,
+                    task.parties,
+                    agency=self.settings.agency,
+                    own=self.runner.keys.public,
+                    query_id=task.query_id,
+                )
+                if keys:
+                    decision = Decision("refuse", "; ".join(keys))
             terms = next((a for a in signed if a.id == spec.agreement), None)
             if decision.verdict == "hold":
                 self._hold(task, spec, decision.reason, terms)

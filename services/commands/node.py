@@ -218,7 +218,10 @@ def init(
         f"  2. put that file at {directory}/credential (mode 0600; only the token, no header)\n"
         f"  3. add the agreements {agency} signed to node.toml ([[agreements]]), or each as "
         f"the hub's JSON: crosstally node agreement add FILE --config {directory}/node.toml\n"
-        f"  4. crosstally node check --config {directory}/node.toml --hub",
+        f"  4. crosstally node check --config {directory}/node.toml --hub\n"
+        f"This node's key fingerprint is {public_document(keys, agency)['fingerprint']}: read "
+        "it to your partners' stewards, who can check what their nodes pin "
+        "(`crosstally node keys`)",
         markup=False,  # the text is literal: [[agreements]] is TOML, not markup
     )
 
@@ -315,6 +318,87 @@ def reject(
 ) -> None:
     """Refuse a held query; it fails at the hub with your reason."""
     _decide(config, query_id, approve=False, steward=steward, reason=reason)
+
+
+@app.command()
+def keys(config: Config) -> None:
+    """Partners' keys this node pinned, and changed keys the hub sent that wait for you."""
+    store = _store(config)
+    pinned = sorted(store.partner_keys().values(), key=lambda k: k.agency)
+    if not pinned:
+        console.print("no partner keys pinned yet: each is pinned at its first task")
+    for key in pinned:
+        console.print(f"{key.agency}: {key.fingerprint} (pinned {key.at[:19]}, {key.source})",
+                      markup=False)  # fmt: skip
+    for change in store.key_changes():
+        console.print(
+            f"[yellow]{change.agency}: the hub sent other keys, {change.fingerprint} "
+            f"(first seen {change.at[:19]}, query {change.source}); tasks are refused "
+            "until you confirm them with the partner and run `crosstally node trust`[/yellow]"
+        )
+
+
+@app.command()
+def trust(
+    agency: Annotated[str, typer.Argument(help="the partner agency, e.g. JBCSSD")],
+    config: Config,
+    steward: Annotated[
+        str,
+        typer.Option(
+            help="your name for the node's records: letters, digits and _ . @ - (jane.steward)"
+        ),
+    ],
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            help="the new fingerprint as the partner read it to you; it must match keys "
+            "the hub sent (see `crosstally node keys`)"
+        ),
+    ] = None,
+    public_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="pin from the partner's public key file (<agency>.public.json from "
+            "`crosstally node init`), received from the partner, not through the hub"
+        ),
+    ] = None,
+) -> None:
+    """Pin a partner's keys on your word: a change the hub offered, or the partner's file."""
+    from services.agency_node.keys import read_public_document, same_fingerprint
+    from services.agency_node.review import steward_problem
+
+    problem = steward_problem(steward)
+    if problem is not None:
+        raise fail(f"{problem}; nothing was pinned")
+    if (fingerprint is None) == (public_file is None):
+        raise fail("give exactly one of --fingerprint or --public-file; nothing was pinned")
+    store = _store(config)
+    if public_file is not None:
+        try:
+            named, box, verify = read_public_document(public_file)
+        except ValueError as exc:
+            raise fail(f"{exc}; nothing was pinned") from exc
+        if named != agency:
+            raise fail(f"{public_file} holds {named}'s keys, not {agency}'s; nothing was pinned")
+        source = f"steward {steward}, from {public_file.name}"
+    else:
+        assert fingerprint is not None
+        offered = [
+            c
+            for c in store.key_changes()
+            if c.agency == agency and same_fingerprint(fingerprint, c.box_key, c.verify_key)
+        ]
+        if not offered:
+            raise fail(
+                f"the hub sent no keys for {agency} with fingerprint {fingerprint}; "
+                "`crosstally node keys` lists those it sent. Nothing was pinned"
+            )
+        box, verify = offered[0].box_key, offered[0].verify_key
+        source = f"steward {steward}, change seen in query {offered[0].source}"
+    store.pin_key(agency, box, verify, source=source)
+    pinned = store.partner_keys()[agency]
+    console.print(f"pinned {agency}: {pinned.fingerprint}; tasks with these keys run again",
+                  markup=False)  # fmt: skip
 
 
 @app.command()
