@@ -136,7 +136,7 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
     stored = [e["detail"] for e in audit if e["action"] == "relay.stored"]
     # The audit keeps sizes only coarsely; the hub's /metrics counts every byte relayed
     # since it started, and this hub served this one query.
-    rows_in, rows_out, tally = _relayed_bytes(hub.url)
+    rows_in, rows_out, tally = _relayed_bytes(hub.url, hub.admin_token)
     return ServicesRun(
         seconds=seconds,
         relay_bytes=rows_in + tally,
@@ -149,12 +149,15 @@ def _run(deployment: Deployment, document: dict[str, Any], progress: OnProgress)
     )
 
 
-def _relayed_bytes(url: str) -> tuple[int, int, int]:
-    """Row set bytes into and out of the hub, and tally bytes in, from its /metrics."""
+def _relayed_bytes(url: str, token: str) -> tuple[int, int, int]:
+    """Row set bytes into and out of the hub, and tally bytes in, from its /metrics
+    (which needs a monitor or admin credential)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response.raise_for_status()
+    text = response.text
     found: dict[tuple[str, str], int] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

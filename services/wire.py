@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-Role = Literal["admin", "operator", "analyst", "auditor", "node"]
-ROLES: tuple[Role, ...] = ("admin", "operator", "analyst", "auditor", "node")
+Role = Literal["admin", "operator", "analyst", "auditor", "monitor", "node"]
+ROLES: tuple[Role, ...] = ("admin", "operator", "analyst", "auditor", "monitor", "node")
 Kind = Literal["count", "tally", "match"]
 TaskKind = Literal["start", "forward", "join"]
 TaskStatus = Literal["queued", "leased", "held", "done", "failed", "cancelled"]
@@ -232,7 +232,7 @@ class NodeOut(Wire):
 
 class CredentialCreate(Wire):
     name: PrincipalName
-    role: Literal["admin", "operator", "analyst", "auditor"]
+    role: Literal["admin", "operator", "analyst", "auditor", "monitor"]
 
 
 class CredentialIssued(Wire):

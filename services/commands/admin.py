@@ -83,7 +83,9 @@ def nodes(hub: HubUrl = DEFAULT_HUB, token: Token = "") -> None:
 @credential_app.command("issue")
 def issue_credential(
     name: str,
-    role: Annotated[str, typer.Option(help="admin, operator, analyst or auditor")],
+    role: Annotated[
+        str, typer.Option(help="admin, operator, analyst, auditor, or monitor (reads /metrics)")
+    ],
     hub: HubUrl = DEFAULT_HUB,
     token: Token = "",
 ) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.hub.agreements.routes import router as agreements_router
 from services.hub.audit.routes import router as audit_router
+from services.hub.auth import require
 from services.hub.config import HubSettings
 from services.hub.context import Clock, HubContext
 from services.hub.credentials.routes import router as credentials_router
@@ -40,7 +41,7 @@ DESCRIPTION = """\
 Coordinates privacy-preserving cross-agency queries. Agency nodes pull tasks, relay sealed
 row sets through the hub's mailbox and send the joiner's encrypted tally; the hub decrypts,
 applies disclosure control and releases tables to the analysts an agreement names.
-Every route except `/healthz`, `/metrics` and `/v1/transparency` needs
+Every route except `/healthz` and `/v1/transparency` needs
 `Authorization: Bearer <token>`.
 """
 
@@ -124,10 +125,15 @@ def create_app(
     )
     app.add_middleware(Observe, metrics=metrics)  # outermost: sees every response
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        include_in_schema=False,
+        dependencies=[Depends(require("monitor", "admin"))],
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text format: queries and tasks by status, leases, relay bytes, step
-        durations. Public like /healthz: counts only, never data."""
+        durations. Counts only, never data; but relay bytes are exact (with one query
+        running they give a row set's size), so a monitor or admin credential is needed."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (

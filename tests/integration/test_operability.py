@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from protocol.blinding import P256Engine
 from protocol.spec import parse_spec
+from services.hub_api import HubError
 from services.loopback import LoopbackHub
 from tests.integration.cluster import FAST_HUB, Cluster, Extracts, cluster, write_extracts
 from tests.services.harness import agreement_for, template_spec
@@ -25,9 +26,10 @@ CROSSOVER = template_spec("crossover-youth", disclosure={"min_cell": 1})
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(url: str) -> Samples:
-    response = httpx.get(url, timeout=10)
-    assert response.status_code == 200
+def scrape(url: str, token: str | None = None) -> Samples:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    response = httpx.get(url, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     samples: Samples = {}
     for family in text_string_to_metric_families(response.text):
@@ -77,9 +79,15 @@ def released(
         yield running, query.id
 
 
+def _monitor(running: Cluster) -> str:
+    """A monitor credential: what Prometheus scrapes the hub with."""
+    with running.hub.admin() as admin:
+        return admin.issue("prometheus", "monitor").token
+
+
 def test_the_hub_serves_prometheus_metrics(released: tuple[Cluster, str]) -> None:
     running, _ = released
-    samples = scrape(f"{running.hub.url}/metrics")
+    samples = scrape(f"{running.hub.url}/metrics", _monitor(running))
     assert value(samples, "crosstally_hub_queries", status="released") == 1
     assert value(samples, "crosstally_hub_queries", status="failed") == 0
     assert value(samples, "crosstally_hub_tasks", kind="start", status="done") == 2
@@ -92,6 +100,28 @@ def test_the_hub_serves_prometheus_metrics(released: tuple[Cluster, str]) -> Non
     rows_out = value(samples, "crosstally_hub_relay_bytes_total", direction="out", what="rows")
     assert rows_in > 10_000 and rows_out == rows_in  # every sealed part fetched once
     assert value(samples, "crosstally_hub_relay_bytes_total", direction="in", what="tally") > 0
+
+
+def test_the_hubs_metrics_need_a_monitor_or_admin_credential(
+    released: tuple[Cluster, str],
+) -> None:
+    """Relay totals are exact: with one query running they give a row set's size, and so
+    a cohort's (issue 13, finding 4). An analyst or operator may not read them."""
+    running, _ = released
+    url = f"{running.hub.url}/metrics"
+    anonymous = httpx.get(url, timeout=10)
+    assert anonymous.status_code == 401 and "crosstally_hub_relay" not in anonymous.text
+    for token in (running.analyst, running.operator):
+        refused = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert refused.status_code == 403, refused.text
+        assert "monitor or admin" in refused.json()["error"]["message"]
+    with running.hub.admin() as admin:
+        monitor = admin.issue("grafana", "monitor").token
+    # A monitor credential reads metrics and nothing else.
+    with running.api(monitor) as api, pytest.raises(HubError) as refused_query:
+        api.submit(CROSSOVER)
+    assert refused_query.value.status == 403
+    assert httpx.get(f"{running.hub.url}/healthz", timeout=10).status_code == 200
 
 
 def test_each_node_serves_prometheus_metrics_on_loopback(released: tuple[Cluster, str]) -> None:
@@ -109,7 +139,7 @@ def test_each_node_serves_prometheus_metrics_on_loopback(released: tuple[Cluster
         sent = value(samples, "crosstally_node_relay_bytes_total", direction="out")
         assert sent == value(samples, "crosstally_node_outbound_bytes_total", kind="rows")
         sent_by_nodes += sent
-    hub = scrape(f"{running.hub.url}/metrics")
+    hub = scrape(f"{running.hub.url}/metrics", running.hub.admin_token)
     assert sent_by_nodes == value(
         hub, "crosstally_hub_relay_bytes_total", direction="in", what="rows"
     )
