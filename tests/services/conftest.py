@@ -23,6 +23,27 @@ from tests.services.harness import ADMIN_TOKEN, HubHarness, MutableClock
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: what the test checks is decided outside the hub's SQL (a node's check, "
+        "a signature, a rule on released figures), so its PostgreSQL run is deselected",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every hub test runs on SQLite and PostgreSQL, except those marked `sqlite_only`."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        marked = item.get_closest_marker("sqlite_only") is not None
+        (drop if marked and backend == "postgresql" else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[P256Engine]:
     eng = P256Engine(workers=1)

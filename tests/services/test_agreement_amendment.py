@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from protocol.blinding import P256Engine
 from protocol.driver import NodeData
 from services.agency_node.review import review
@@ -19,6 +21,8 @@ from tests.services.harness import (
     make_node,
     template_spec,
 )
+
+pytestmark = pytest.mark.sqlite_only  # the node's and the hub's rules, not its SQL
 
 CROSSOVER = template_spec("crossover-youth", disclosure={"min_cell": 1})
 

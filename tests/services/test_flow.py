@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from protocol.blinding import P256Engine, make_engine
@@ -77,6 +78,7 @@ def test_crossover_youth_through_the_hub_equals_run_tally(
     assert gone.status_code == 410 and hub.query(query["id"])["status"] == "purged"
 
 
+@pytest.mark.sqlite_only
 def test_a_query_on_the_x25519_curve_runs_on_the_nodes_engine_for_it(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -160,6 +162,7 @@ def test_a_restarted_node_gives_up_its_leases_at_once(
     assert again["task"]["id"] == first["task"]["id"]
 
 
+@pytest.mark.sqlite_only
 def test_a_held_task_runs_after_the_stewards_approval(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -182,6 +185,7 @@ def test_a_held_task_runs_after_the_stewards_approval(
     assert "task.held" in actions and "task.approved" in actions
 
 
+@pytest.mark.sqlite_only
 def test_a_held_task_rejected_by_the_steward_fails_the_query(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -199,6 +203,7 @@ def test_a_held_task_rejected_by_the_steward_fails_the_query(
     assert status["error"] == "refused by JBCSSD's data steward sam: no DSA on file"
 
 
+@pytest.mark.sqlite_only
 def test_a_tampered_relay_blob_is_refused_by_its_recipient(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -248,6 +253,7 @@ def test_replayed_envelopes_are_refused_by_the_hub_or_the_recipient(
     assert "forward step at DCF failed: envelope failed authentication" in status["error"]
 
 
+@pytest.mark.sqlite_only
 def test_a_tally_with_a_bad_signature_changes_nothing(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from protocol.blinding import P256Engine
@@ -67,6 +68,7 @@ def test_row_sets_in_many_parts_release_the_same_table(
     assert hub.rows(Blob) == 0
 
 
+@pytest.mark.sqlite_only
 def test_the_recipient_refuses_parts_the_relay_reordered(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -83,6 +85,7 @@ def test_the_recipient_refuses_parts_the_relay_reordered(
     assert _files(jj, tmp_path) == []  # what it had opened is gone
 
 
+@pytest.mark.sqlite_only
 def test_the_recipient_refuses_parts_relabelled_as_another_upload_or_count(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:

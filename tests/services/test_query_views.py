@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import uvicorn
 from typer.testing import CliRunner
 
@@ -18,6 +19,8 @@ from protocol.driver import NodeData
 from services.loopback import free_port
 from tests.services.harness import ANALYST, HubHarness, agreement_for, drive, make_node
 from tests.services.harness import template_spec as spec_named
+
+pytestmark = pytest.mark.sqlite_only  # the node's and the hub's rules, not its SQL
 
 CROSSOVER = spec_named(
     "crossover-youth",

@@ -112,6 +112,7 @@ def test_two_queries_a_first_contact_date_apart_are_not_both_released(
     assert drive(hub, nodes, other["id"])["status"] == "released"
 
 
+@pytest.mark.sqlite_only
 def test_near_queries_run_side_by_side_release_only_the_first(
     hub: HubHarness,
     world: dict[str, NodeData],
@@ -131,6 +132,7 @@ def test_near_queries_run_side_by_side_release_only_the_first(
     assert hub.rows(Release) == 1
 
 
+@pytest.mark.sqlite_only
 def test_a_population_below_the_minimum_is_not_released_and_its_size_not_said(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -145,6 +147,7 @@ def test_a_population_below_the_minimum_is_not_released_and_its_size_not_said(
     assert hub.rows(Release) == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_cohort_below_the_minimum_is_refused_by_its_node_before_a_row_leaves(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:
@@ -193,6 +196,7 @@ def test_with_privacy_on_near_queries_are_noised_within_a_budget_that_survives_a
         assert "privacy budget is spent" in refused(again, documents[1])
 
 
+@pytest.mark.sqlite_only
 def test_the_audit_log_records_relay_sizes_in_coarse_buckets(
     hub: HubHarness, world: dict[str, NodeData], engine: P256Engine, tmp_path: Path
 ) -> None:

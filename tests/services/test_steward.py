@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from protocol.blinding import P256Engine
 from protocol.driver import NodeData
 from services.commands.node import app as node_cli
 from tests.services.harness import HubHarness, agreement_for, drive, make_node, template_spec
+
+pytestmark = pytest.mark.sqlite_only  # the node's and the hub's rules, not its SQL
 
 CROSSOVER = template_spec("crossover-youth", disclosure={"min_cell": 1})
 OTHER = template_spec("crossover-youth", agreement="DSA-2024-008", disclosure={"min_cell": 1})

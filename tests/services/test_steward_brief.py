@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -14,6 +15,8 @@ from protocol.driver import NodeData
 from services.agency_node.agreements import AgreementBook
 from services.commands.node import app as node_cli
 from tests.services.harness import HubHarness, agreement_for, drive, make_node, template_spec
+
+pytestmark = pytest.mark.sqlite_only  # the node's and the hub's rules, not its SQL
 
 CROSSOVER = template_spec("crossover-youth", disclosure={"min_cell": 1})
 
