@@ -126,3 +126,50 @@ def _meet(a: IdArray, b: IdArray) -> npt.NDArray[np.bool_]:
     """Rows whose token sets intersect."""
     met: npt.NDArray[np.bool_] = (a[:, :, None] == b[:, None, :]).any(axis=(1, 2))
     return met
+
+
+def token_counts(*cohorts: IdArray) -> tuple[IdArray, IdArray]:
+    """Every token id over the cohorts, sorted, and the number of rows holding each.
+
+    A row holds a token at most once, so a token's count is its number of rows. Unused
+    slots hold fresh random ids and count 1.
+    """
+    flat = np.concatenate([c.ravel() for c in cohorts]) if cohorts else np.zeros(0, np.int64)
+    tokens, counts = np.unique(flat, return_counts=True)
+    return tokens, counts.astype(np.int64)
+
+
+def rarest_shared(
+    left: IdArray,
+    right: IdArray,
+    ia: IdArray,
+    ib: IdArray,
+    group: tuple[int, int],
+    partner: tuple[int, int] | None,
+    vocabulary: tuple[IdArray, IdArray],
+) -> IdArray:
+    """For each pair, how many rows hold the rarest token the pair shares in one key group.
+
+    With `partner` (a paired group) the tokens of the group on one side also meet the
+    partner's on the other, as in `agreement_patterns`. Pairs sharing no token get 0.
+    """
+    tokens, counts = vocabulary
+    (s, e) = group
+    meets = [((s, e), (s, e))]
+    if partner is not None:
+        meets += [((s, e), partner), (partner, (s, e))]
+    out = np.zeros(len(ia), dtype=np.int64)
+    for lo in range(0, len(ia), _PATTERN_CHUNK):
+        a_rows = left[ia[lo : lo + _PATTERN_CHUNK]]
+        b_rows = right[ib[lo : lo + _PATTERN_CHUNK]]
+        best = np.full(len(a_rows), np.iinfo(np.int64).max, dtype=np.int64)
+        for (as_, ae), (bs, be) in meets:
+            a, b = a_rows[:, as_:ae], b_rows[:, bs:be]
+            shared = (a[:, :, None] == b[:, None, :]).any(axis=2)
+            if not shared.any():
+                continue
+            count = counts[np.searchsorted(tokens, a)]
+            best = np.minimum(best, np.where(shared, count, best[:, None]).min(axis=1))
+        best[best == np.iinfo(np.int64).max] = 0
+        out[lo : lo + _PATTERN_CHUNK] = best
+    return out

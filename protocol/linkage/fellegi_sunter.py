@@ -35,6 +35,10 @@ class Comparison:
     bits: tuple[tuple[int, ...], ...]
     # A pair may link only if it agrees on one of these groups (a bit mask; 0: any pair).
     linkable: int = 0
+    # (bit, feature): agreement on that group shows a field missing on one side which
+    # every group of the feature reads, so the feature was not compared: its "none"
+    # becomes the null level, which weighs nothing (a missing value is no disagreement).
+    nulls: tuple[tuple[int, int], ...] = ()
 
     def may_link(self, patterns: IntArray) -> npt.NDArray[np.bool_]:
         """Which patterns satisfy the profile's rule for a link (all of them without one)."""
@@ -44,13 +48,20 @@ class Comparison:
         return allowed
 
     def levels(self, patterns: IntArray) -> IntArray:
-        """Level of each pattern on each feature: index of the best agreeing group, else len."""
+        """Level of each pattern on each feature: index of the best agreeing group, else "none".
+
+        "None" is `len(bits)`; the null level (not compared) is one past it.
+        """
         out = np.empty((len(patterns), len(self.bits)), dtype=np.int64)
         for f, bits in enumerate(self.bits):
             level = np.full(len(patterns), len(bits), dtype=np.int64)
             for rank in range(len(bits) - 1, -1, -1):
                 level[(patterns >> bits[rank]) & 1 == 1] = rank
             out[:, f] = level
+        for bit, f in self.nulls:
+            none = len(self.bits[f])
+            shown = ((patterns >> bit) & 1 == 1) & (out[:, f] == none)
+            out[shown, f] = none + 1
         return out
 
     @property
@@ -69,10 +80,10 @@ class FSModel:
     iterations: int
 
     def log_odds(self, levels: IntArray) -> FloatArray:
-        """Posterior log-odds of a match for rows of feature levels."""
+        """Posterior log-odds of a match for rows of feature levels (the null level adds 0)."""
         score = np.full(len(levels), np.log(self.prior) - np.log1p(-self.prior))
         for f, (m, u) in enumerate(zip(self.m, self.u, strict=True)):
-            weight = np.log(np.asarray(m)) - np.log(np.asarray(u))
+            weight = np.append(np.log(np.asarray(m)) - np.log(np.asarray(u)), 0.0)
             score += weight[levels[:, f]]
         return score
 
@@ -82,10 +93,12 @@ class FSModel:
 
 
 def level_frequencies(levels: IntArray, counts: IntArray, sizes: Sequence[int]) -> list[FloatArray]:
-    """Per feature, the smoothed share of pairs at each level."""
+    """Per feature, the smoothed share of compared pairs at each level (null left out)."""
     weights = counts.astype(np.float64)
     return [
-        _normalize(np.bincount(levels[:, f], weights=weights, minlength=size).astype(np.float64))
+        _normalize(
+            np.bincount(levels[:, f], weights=weights, minlength=size + 1)[:size].astype(np.float64)
+        )
         for f, size in enumerate(sizes)
     ]
 
@@ -115,13 +128,15 @@ def fit_em(
     total = weights.sum()
     if total <= 0:
         raise InvalidSpec("EM needs at least one compared pair")
-    onehots = [np.eye(size)[levels[:, f]] for f, size in enumerate(sizes)]
+    # The null level's row is all zeros: such a pair adds nothing to that feature's
+    # likelihood or to its m and u.
+    onehots = [np.eye(size + 1, size)[levels[:, f]] for f, size in enumerate(sizes)]
     # Start from a labelling, not from parameters: a pair is a match when it reaches the
     # best level of some feature. Parameter starts let EM settle on "agrees on ZIP" as
     # the match class; this start is data-driven and the same in the clear and blinded.
     posterior = (levels == 0).any(axis=1).astype(np.float64)
     if not posterior.any():
-        posterior = (levels != np.asarray(sizes) - 1).any(axis=1).astype(np.float64)
+        posterior = (levels < np.asarray(sizes) - 1).any(axis=1).astype(np.float64)
     prior, m, u_est = _maximize(weights, posterior, onehots, total)
     u_now = fixed_u or u_est
     iterations = 0

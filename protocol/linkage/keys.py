@@ -277,8 +277,32 @@ class KeyProfile:
         features = [(name, tuple(bit[g] for g in members)) for name, members in self.features]
         features += [(g.name, (bit[g.name],)) for g in self.groups if g.name not in listed]
         return Comparison(
-            tuple(n for n, _ in features), tuple(b for _, b in features), self.linkable_mask
+            tuple(n for n, _ in features),
+            tuple(b for _, b in features),
+            self.linkable_mask,
+            self._nulls([members for _, members in features]),
         )
+
+    def _nulls(self, features: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+        """(bit, feature) where agreeing on the group shows the feature was not compared.
+
+        A group made only by records that lack a field proves, when a pair agrees on it,
+        that one side lacks that field; a feature all of whose groups read the field
+        could not have agreed, so its "none" is no evidence against the pair.
+        """
+        out = []
+        for bit, group in enumerate(self.groups):
+            missing = FIELD_IDENTIFIER.get(group.absent or "")
+            if missing is None:
+                continue
+            for f, members in enumerate(features):
+                if all(
+                    missing in template_identifiers(t)
+                    for g in members
+                    for t in self.groups[g].templates
+                ):
+                    out.append((bit, f))
+        return tuple(out)
 
     @property
     def linkable_mask(self) -> int:

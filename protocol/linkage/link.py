@@ -19,8 +19,16 @@ from protocol.linkage.candidates import (
     Paired,
     agreement_patterns,
     candidate_pairs,
+    rarest_shared,
+    token_counts,
 )
-from protocol.linkage.fellegi_sunter import Comparison, FSModel, fit_em, level_frequencies
+from protocol.linkage.fellegi_sunter import (
+    Comparison,
+    FloatArray,
+    FSModel,
+    fit_em,
+    level_frequencies,
+)
 
 Node = tuple[str, int]
 # The model's posteriors are conservative: its features overlap (each carries name or
@@ -98,19 +106,22 @@ def score_pair(
     vector_counts = np.bincount(back.ravel(), weights=counts).astype(np.int64)
     # u from pairs of different persons within each cohort (each node deduplicated its
     # own rows), so EM only has to find m and the match share.
-    within = [
-        _within_levels(rows, group_slices, comparison, settings, paired) for rows in (left, right)
-    ]
+    vocabulary = token_counts(left, right)
+    rarity = _Rarity(comparison, group_slices, paired, vocabulary)
+    within = [_within_levels(rows, rarity, settings) for rows in (left, right)]
     u = level_frequencies(
         np.concatenate([w[0] for w in within]),
         np.concatenate([w[1] for w in within]),
         comparison.sizes,
     )
+    for w in within:
+        rarity.add_non_matches(w[2], w[3])
     model = fit_em(vectors, vector_counts, sizes=comparison.sizes, u=u)
     # Patterns the profile's rule does not let link keep their place in EM but never link.
     pattern_log_odds = np.where(comparison.may_link(uniq), model.log_odds(levels), -np.inf)
     pattern_score = dict(zip(uniq.tolist(), pattern_log_odds.tolist(), strict=True))
     score = np.array([pattern_score[p] for p in patterns.tolist()], dtype=np.float64)
+    score += rarity.adjustment(left, right, ia, ib, comparison.levels(patterns))
     return PairLinks(names[0], names[1], model, len(ia), ia, ib, score)
 
 
@@ -125,18 +136,91 @@ def _pattern_counts(patterns: IdArray, all_pairs: int) -> tuple[IdArray, IdArray
 
 
 def _within_levels(
-    rows: IdArray,
-    group_slices: Sequence[tuple[int, int]],
-    comparison: Comparison,
-    settings: LinkSettings,
-    paired: Paired,
-) -> tuple[IdArray, IdArray]:
+    rows: IdArray, rarity: _Rarity, settings: LinkSettings
+) -> tuple[IdArray, IdArray, IdArray, IdArray]:
+    """Pairs within one cohort: distinct level vectors with their counts (every pair, the
+    uncompared ones at "none"), and per candidate pair its levels and token rarity."""
+    comparison = rarity.comparison
     ia, ib = candidate_pairs(
         rows, rows, max_pairs_per_token=settings.max_pairs_per_token, upper=True
     )
-    patterns = agreement_patterns(rows, rows, ia, ib, group_slices, paired)
+    patterns = agreement_patterns(rows, rows, ia, ib, rarity.group_slices, rarity.paired)
     uniq, counts = _pattern_counts(patterns, len(rows) * (len(rows) - 1) // 2)
-    return comparison.levels(uniq), counts
+    pair_levels = comparison.levels(patterns)
+    rare = rarity.counts(rows, rows, ia, ib, pair_levels)
+    return comparison.levels(uniq), counts, pair_levels, rare
+
+
+class _Rarity:
+    """Frequency-aware weights: how many rows hold the token behind a pair's agreement.
+
+    A pair agreeing at some level through a token few rows hold is stronger evidence
+    than one agreeing through a token many hold (a rare surname's Soundex with a birth
+    year against a common one's), as in term-frequency adjustments of classic linkage.
+    For each feature level, the non-match pairs within the cohorts give `C`, the mean
+    row count of their rarest shared token of that level's group; a candidate whose
+    rarest shared token is held by `c` rows gets non-match probability `u * c / C`
+    instead of the level's `u`, so its weight moves by `log(C / c)`. Averaged over the
+    non-matches at a level, the adjusted `u` is the level's own. Counts are integers
+    summed exactly, so the adjustment is the same in the clear and under blinding; the
+    joiner learns nothing new from it (it holds every blinded token already).
+    """
+
+    def __init__(
+        self,
+        comparison: Comparison,
+        group_slices: Sequence[tuple[int, int]],
+        paired: Paired,
+        vocabulary: tuple[IdArray, IdArray],
+    ) -> None:
+        self.comparison = comparison
+        self.group_slices = group_slices
+        self.paired = paired
+        self.vocabulary = vocabulary
+        self.partner = {bit: partner for bit, _, partner in paired}
+        shape = (len(comparison.bits), max(len(b) for b in comparison.bits))
+        self.rows_held = np.zeros(shape, dtype=np.int64)
+        self.pairs = np.zeros(shape, dtype=np.int64)
+
+    def counts(
+        self, left: IdArray, right: IdArray, ia: IdArray, ib: IdArray, levels: IdArray
+    ) -> IdArray:
+        """Per pair and feature, the rows holding the rarest token of its level's group.
+
+        0 where the feature is at "none" or null.
+        """
+        out = np.zeros(levels.shape, dtype=np.int64)
+        for f, bits in enumerate(self.comparison.bits):
+            for rank, bit in enumerate(bits):
+                which = np.flatnonzero(levels[:, f] == rank)
+                if len(which):
+                    out[which, f] = rarest_shared(
+                        left, right, ia[which], ib[which], self.group_slices[bit],
+                        self.partner.get(bit), self.vocabulary,
+                    )  # fmt: skip
+        return out
+
+    def add_non_matches(self, levels: IdArray, counts: IdArray) -> None:
+        """Count the pairs within one cohort (different persons) into each level's `C`."""
+        for f in range(len(self.comparison.bits)):
+            agreeing = counts[:, f] > 0
+            np.add.at(self.rows_held[f], levels[agreeing, f], counts[agreeing, f])
+            np.add.at(self.pairs[f], levels[agreeing, f], 1)
+
+    def adjustment(
+        self, left: IdArray, right: IdArray, ia: IdArray, ib: IdArray, levels: IdArray
+    ) -> FloatArray:
+        """Per candidate pair, the sum over features of `log(C / c)` (0 where unknown)."""
+        counts = self.counts(left, right, ia, ib, levels)
+        out = np.zeros(len(ia), dtype=np.float64)
+        for f in range(len(self.comparison.bits)):
+            c = counts[:, f]
+            level = np.where(c > 0, levels[:, f], 0)
+            seen = self.pairs[f][level]
+            use = (c > 0) & (seen > 0)
+            mean = self.rows_held[f][level] / np.maximum(seen, 1)
+            out[use] += np.log(mean[use]) - np.log(c[use])
+        return out
 
 
 def link_cohorts(

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.linkage.candidates import agreement_patterns, candidate_pairs
-from protocol.linkage.fellegi_sunter import Comparison, fit_em, level_frequencies
-from protocol.linkage.link import link_cohorts
+from protocol.linkage.candidates import (
+    agreement_patterns,
+    candidate_pairs,
+    rarest_shared,
+    token_counts,
+)
+from protocol.linkage.fellegi_sunter import Comparison, FSModel, fit_em, level_frequencies
+from protocol.linkage.keys import load_profile
+from protocol.linkage.link import link_cohorts, score_pair
 
 SLICES = [(0, 1), (1, 3), (3, 4)]
 
@@ -159,8 +166,6 @@ def test_an_empty_cohort_links_nothing_and_keeps_the_other_rows() -> None:
 
 
 def test_twins_never_link_without_given_name_or_ssn_evidence() -> None:
-    from protocol.linkage.keys import load_profile
-
     profile = load_profile("standard")
     names = [g.name for g in profile.groups]
     twin_like = 1 << names.index("last_dob_place")  # surname, DOB and ZIP agree, nothing else
@@ -168,3 +173,102 @@ def test_twins_never_link_without_given_name_or_ssn_evidence() -> None:
     with_ssn = twin_like | (1 << names.index("ssn"))
     allowed = profile.comparison.may_link(np.array([twin_like, with_given, with_ssn]))
     assert allowed.tolist() == [False, True, True]
+
+
+def test_a_first_name_missing_on_one_side_weighs_nothing_against_the_pair() -> None:
+    # Agreeing on the group only records without a first name make shows a first name is
+    # missing on one side: every name-with-DOB group reads it, so that feature's "none"
+    # becomes the null level, which adds nothing; without that proof "none" still counts.
+    profile = load_profile("standard")
+    comparison = profile.comparison
+    names = [g.name for g in profile.groups]
+    feature = comparison.names.index("name_dob")
+    none = len(comparison.bits[feature])
+    no_first = 1 << names.index("no_first_dob_place")
+    with_first = 1 << names.index("last_dob_place")
+    levels = comparison.levels(np.array([no_first, with_first], dtype=np.int64))
+    assert levels[:, feature].tolist() == [none + 1, none]
+    rng = np.random.default_rng(3)
+    m, u = (tuple(tuple(v / v.sum()) for v in map(rng.random, comparison.sizes)) for _ in "mu")
+    model = FSModel(prior=0.01, m=m, u=u, iterations=0)
+
+    def weight(f: int, level: int) -> float:
+        return float(np.log(m[f][level]) - np.log(u[f][level]))
+
+    prior = np.log(0.01) - np.log(0.99)
+    others = [f for f in range(len(comparison.bits)) if f != feature]
+    scores = model.log_odds(levels)
+    assert scores[0] == pytest.approx(prior + sum(weight(f, levels[0, f]) for f in others))
+    assert scores[1] == pytest.approx(
+        prior + sum(weight(f, levels[1, f]) for f in others) + weight(feature, none)
+    )
+
+
+def test_em_leaves_null_levels_out_of_that_features_estimates() -> None:
+    # The rows null on feature 1 add to feature 0's counts but nothing to feature 1's.
+    levels = np.array([[0, 0], [1, 1], [1, 0], [0, 1]], dtype=np.int64)
+    counts = np.array([50, 100_000, 30, 20], dtype=np.int64)
+    u = [np.array([0.001, 0.999]), np.array([0.002, 0.998])]
+    plain = fit_em(levels, counts, sizes=(2, 2), u=u)
+    with_nulls = fit_em(
+        np.vstack([levels, [[0, 2], [1, 2]]]), np.append(counts, [40, 5_000]), sizes=(2, 2), u=u
+    )
+    assert with_nulls.m[0][0] > plain.m[0][0]
+    # Feature 1's m is the posterior-weighted share among rows compared on it only.
+    posterior = 1 / (
+        1
+        + np.exp(
+            np.log1p(-with_nulls.prior)
+            - np.log(with_nulls.prior)
+            + sum(
+                np.log(np.asarray(u[f])[levels[:, f]])
+                - np.log(np.asarray(with_nulls.m[f])[levels[:, f]])
+                for f in (0, 1)
+            )
+        )
+    )
+    matched = np.bincount(levels[:, 1], weights=posterior * counts, minlength=2) + 0.5
+    assert with_nulls.m[1] == pytest.approx(tuple(matched / matched.sum()), rel=1e-6)
+
+
+@given(rows_strategy(), rows_strategy(), st.booleans())
+def test_rarest_shared_token_is_the_least_held_token_the_pair_shares(
+    left: np.ndarray, right: np.ndarray, with_partner: bool
+) -> None:
+    ia, ib = candidate_pairs(left, right, max_pairs_per_token=10**9)
+    vocabulary = token_counts(left, right)
+    group, partner = (0, 2), ((2, 4) if with_partner else None)
+    got = rarest_shared(left, right, ia, ib, group, partner, vocabulary)
+    rows_holding = dict(zip(*(v.tolist() for v in vocabulary), strict=True))
+    for i, j, c in zip(ia.tolist(), ib.tolist(), got.tolist(), strict=True):
+        a, b = left[i].tolist(), right[j].tolist()
+        shared = set(a[0:2]) & set(b[0:2])
+        if partner:
+            shared |= (set(a[0:2]) & set(b[2:4])) | (set(a[2:4]) & set(b[0:2]))
+        # A row holding a token in two slots counts once toward that token's rows.
+        want = min((rows_holding[t] for t in shared), default=0)
+        assert c == want
+
+
+def test_a_pair_agreeing_through_a_rare_token_scores_above_one_through_a_common_token() -> None:
+    # Token 7 is held by three rows in each cohort (nine cross pairs, six within), token
+    # 8 by one row in each; both pairs agree on group a only. Non-matches within the
+    # cohorts agree on group a through token 7, so C = 6 rows: the rare pair gains
+    # log(6 / 2) against the level's weight and the common pairs log(6 / 6) = 0.
+    rng = np.random.default_rng(5)
+
+    def rows(first_tokens: list[int]) -> np.ndarray:
+        out = rng.integers(1 << 20, 1 << 40, size=(len(first_tokens), 4))
+        out[:, 0] = first_tokens
+        return out
+
+    left, right = rows([7, 7, 7, 8, 9]), rows([7, 7, 7, 8, 10])
+    scored = score_pair(left, right, SLICES, BINARY)
+    score = {
+        (i, j): s
+        for i, j, s in zip(
+            scored.ia.tolist(), scored.ib.tolist(), scored.score.tolist(), strict=True
+        )
+    }
+    assert score[(3, 3)] - score[(0, 0)] == pytest.approx(np.log(3))
+    assert len({score[(i, j)] for i in range(3) for j in range(3)}) == 1
